@@ -1,0 +1,20 @@
+"""talkface: make a still portrait talk, on a plain CPU, offline.
+
+    import talkface
+    portrait = talkface.Portrait.from_file("me.jpg")
+    audio = talkface.load_audio("hello.wav")
+    talkface.write_video("out.mp4", talkface.generate(portrait, audio), audio)
+"""
+__version__ = "0.1.0"
+__version_tuple__ = (0, 1, 0)
+
+from .audio import Audio, AudioError, load_audio  # noqa: E402
+from .controls import ControlError, Controls, ControlTrack  # noqa: E402
+from .engine import Animator, FaceModel, Frame, GenerateOptions, generate  # noqa: E402
+from .portrait import Portrait, PortraitError  # noqa: E402
+from .video import write_video  # noqa: E402
+
+__all__ = [
+    "Audio", "AudioError", "load_audio", "ControlError", "Controls", "ControlTrack", "Animator", "FaceModel",
+    "Frame", "GenerateOptions", "generate", "Portrait", "PortraitError", "write_video",
+]

@@ -1,0 +1,199 @@
+"""The frame-by-frame core shared by the file renderer and the live stream.
+
+`Animator` takes audio in chunks of any size and returns the video frames that the audio
+so far determines, each with the motion that made it. Look-ahead is bounded by the
+lip-sync model's (at most 80 ms), so the same object drives a live avatar.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
+from .controls import Controls, ControlTrack
+from .lipsync import MouthModel, default_model
+from .motion import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
+from .portrait import Portrait
+from .render import Renderer
+from .rig import FaceRig
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    fps: float = 25.0
+    seed: int = 0
+    controls: ControlTrack = field(default_factory=ControlTrack)
+    watermark_id: int | None = 0     # None: no watermark (evaluation only)
+    label: str | None = None         # visible corner caption
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.fps <= 120.0:
+            raise ValueError(f"fps must be between 1 and 120, got {self.fps:g}")
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    time: float            # seconds from the start of the audio
+    image: np.ndarray      # (S, S, 3) uint8 RGB
+    motion: MotionFrame
+
+
+@dataclass
+class StageTimes:
+    """Accumulated seconds per stage, for `talkface bench`."""
+
+    audio: float = 0.0
+    motion: float = 0.0
+    render: float = 0.0
+    watermark: float = 0.0
+    frames: int = 0
+
+
+class FaceModel:
+    """What is built once per portrait and can be shared by many animators."""
+
+    def __init__(self, portrait: Portrait) -> None:
+        self.portrait = portrait
+        self.rig = FaceRig(portrait)
+        self.renderer = Renderer(portrait, self.rig)
+        self.rest_gaze = self.rig.rest_gaze_deg()
+
+
+class Animator:
+    def __init__(self, face: FaceModel, options: GenerateOptions = GenerateOptions(),
+                 mouth_model: MouthModel | None = None) -> None:
+        from .watermark import Payload, Watermarker
+        from . import __version_tuple__
+
+        self.face = face
+        self.options = options
+        self.mouth_model = mouth_model or default_model()
+        self.features = FeatureExtractor()
+        self.mouth = self.mouth_model.stream()
+        self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze)
+        self.prosody = ProsodyTracker()
+        self.watermarker = (Watermarker(Payload(version=__version_tuple__[0], user_id=options.watermark_id))
+                            if options.watermark_id is not None else None)
+        self.rows = np.zeros((0, 4), np.float32)   # mouth rows, one per 10 ms feature frame
+        self.feats = AudioFeatures.concatenate([])  # features not yet consumed by prosody
+        self.row_offset = 0                         # feature index of self.rows[0]
+        self.next_frame = 0
+        self.samples_in = 0
+        self.times = StageTimes()
+        self._prosody_frame = 0
+        self._prosody_state = None
+
+    # ------------------------------------------------------------------ audio in
+    def push_audio(self, samples: np.ndarray) -> list[Frame]:
+        """Feed 16 kHz mono float32 samples; returns the frames they completed."""
+        t0 = time.perf_counter()
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        self.samples_in += len(samples)
+        feats = self.features.push(samples)
+        self._add(feats, self.mouth.push(feats))
+        self.times.audio += time.perf_counter() - t0
+        return self._emit(final=False)
+
+    def finish(self) -> list[Frame]:
+        """End of audio: flush look-ahead and return the frames up to the audio's end."""
+        feats = self.features.flush()
+        rows = [self.mouth.push(feats), self.mouth.flush()]
+        self._add(feats, np.concatenate(rows) if any(len(r) for r in rows) else np.zeros((0, 4), np.float32))
+        return self._emit(final=True)
+
+    def _add(self, feats: AudioFeatures, rows: np.ndarray) -> None:
+        self.feats = AudioFeatures.concatenate([self.feats, feats])
+        if len(rows):
+            self.rows = np.concatenate([self.rows, rows])
+
+    def total_frames(self) -> int:
+        return int(round(self.samples_in / SAMPLE_RATE * self.options.fps))
+
+    def _feature_index(self, frame_index: int) -> int:
+        t = frame_index / self.options.fps
+        return max(0, int(round((t * SAMPLE_RATE - WINDOW / 2) / HOP)))
+
+    def _emit(self, final: bool) -> list[Frame]:
+        out = []
+        limit = self.total_frames() if final else None
+        while True:
+            i = self.next_frame
+            if limit is not None and i >= limit:
+                break
+            k = self._feature_index(i)
+            available = self.row_offset + len(self.rows)
+            if not final and k + 2 >= available:
+                break
+            if final and available == 0:
+                mouth_row = np.zeros(4, np.float32)
+            else:
+                lo = min(max(k - 1, self.row_offset), available - 1) - self.row_offset
+                hi = min(k + 2, available) - self.row_offset
+                mouth_row = self.rows[lo:max(hi, lo + 1)].mean(axis=0)   # average over the frame's span
+            out.append(self._make_frame(i, k, mouth_row))
+            self.next_frame += 1
+        self._trim()
+        return out
+
+    def _trim(self) -> None:
+        """Keep only what future frames can still need, so memory stays flat over hours."""
+        keep_from = self._feature_index(self.next_frame) - 4
+        drop = keep_from - self.row_offset
+        if drop > 0:
+            drop = min(drop, len(self.rows))
+            self.rows = self.rows[drop:]
+            self.row_offset += drop
+        drop_f = keep_from - self._prosody_frame
+        if drop_f > 0 and drop_f <= len(self.feats):
+            self.feats = AudioFeatures(self.feats.log_mel[drop_f:], self.feats.rms_db[drop_f:], self.feats.pitch_hz[drop_f:])
+            self._prosody_frame += drop_f
+
+    def _prosody_at(self, k: int):
+        j = k - self._prosody_frame
+        if 0 <= j < len(self.feats):
+            rms, pitch = float(self.feats.rms_db[j]), float(self.feats.pitch_hz[j])
+        else:
+            rms, pitch = -90.0, 0.0
+        return self.prosody.update(rms, pitch, 1.0 / self.options.fps)
+
+    def _make_frame(self, index: int, k: int, mouth_row: np.ndarray) -> Frame:
+        t0 = time.perf_counter()
+        t = index / self.options.fps
+        controls = self.options.controls.at(t)
+        mouth = MouthShape(*(float(v) for v in mouth_row))
+        motion = self.motion.step(mouth, self._prosody_at(k), controls)
+        t1 = time.perf_counter()
+        image = self.face.renderer.render(self.face.rig.targets(motion), motion.expression)
+        t2 = time.perf_counter()
+        if self.watermarker is not None:
+            image = self.watermarker.embed(image)
+        t3 = time.perf_counter()
+        self.times.motion += t1 - t0
+        self.times.render += t2 - t1
+        self.times.watermark += t3 - t2
+        self.times.frames += 1
+        return Frame(index=index, time=t, image=image, motion=motion)
+
+    def idle_frame(self, controls: Controls | None = None) -> Frame:
+        """One frame with no speech (breathing, blinks, small head motion), for live idle."""
+        return self._make_frame_silent(controls)
+
+    def _make_frame_silent(self, controls: Controls | None) -> Frame:
+        i = self.next_frame
+        self.next_frame += 1
+        return self._make_frame(i, -10**9, np.zeros(4, np.float32))
+
+
+def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOptions = GenerateOptions(),
+             chunk_seconds: float = 0.5, animator: Animator | None = None) -> Iterator[Frame]:
+    """All frames for one audio clip, in order: round(duration x fps) of them."""
+    face = portrait if isinstance(portrait, FaceModel) else FaceModel(portrait)
+    anim = animator or Animator(face, options)
+    step = int(chunk_seconds * SAMPLE_RATE)
+    for start in range(0, len(audio.samples), step):
+        yield from anim.push_audio(audio.samples[start:start + step])
+    yield from anim.finish()

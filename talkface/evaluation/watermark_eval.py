@@ -1,0 +1,357 @@
+"""Robustness benchmark for the talkface watermark.
+
+Builds generated-like clips (512x512 face crops at 25 fps) by embedding the
+mark into real host clips, applies each transformation (H.264 re-encodes,
+rescales, crops, JPEG, excerpts, frame-rate change), and measures the
+detection rate on 2 s excerpts, plus the false positives over every frame of
+real footage and images, the PSNR and the embedding time.
+
+    python -m talkface.evaluation.watermark_eval --videos ../shared/data/videos \\
+        --false-positives ../shared/data/videos --false-positives ../shared/data/images \\
+        --json /tmp/wm_eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from talkface import watermark as wmk
+
+FPS = 25
+EXCERPT_S = 2.0
+SIZE = 512
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+# ---------------------------------------------------------------------------
+# Media helpers
+
+
+def read_video(path: Path, max_frames: int | None = None) -> list[np.ndarray]:
+    """All (or the first max_frames) RGB frames of a video."""
+    out: list[np.ndarray] = []
+    with av.open(str(path)) as c:
+        for fr in c.decode(video=0):
+            out.append(fr.to_ndarray(format="rgb24"))
+            if max_frames and len(out) >= max_frames:
+                break
+    return out
+
+
+def face_crop(frame: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Centre square crop resized to size x size: what talkface renders."""
+    h, w = frame.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    sq = frame[y : y + s, x : x + s]
+    if s != size:
+        sq = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA)
+    return sq
+
+
+def h264(frames: list[np.ndarray], crf: int = 23, fps: int = FPS, preset: str = "medium") -> list[np.ndarray]:
+    """Encode with libx264 (yuv420p) in memory and decode back."""
+    h, w = frames[0].shape[:2]
+    h2, w2 = h // 2 * 2, w // 2 * 2  # yuv420p needs even sizes
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": preset})
+        st.width, st.height, st.pix_fmt = w2, h2, "yuv420p"
+        for f in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h2, :w2]), format="rgb24")
+            for p in st.encode(vf):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    buf.seek(0)
+    with av.open(buf) as c:
+        return [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+
+
+def jpeg(frame: np.ndarray, quality: int = 70) -> np.ndarray:
+    ok, enc = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def resample_fps(frames: list[np.ndarray], src: float, dst: float) -> list[np.ndarray]:
+    """Nearest-earlier-frame resampling, like ffmpeg's fps filter."""
+    n = int(len(frames) * dst / src)
+    return [frames[min(len(frames) - 1, int(j * src / dst + 1e-9))] for j in range(n)]
+
+
+def scale(frames: list[np.ndarray], w: int, h: int) -> list[np.ndarray]:
+    interp = cv2.INTER_AREA if w < frames[0].shape[1] else cv2.INTER_CUBIC
+    return [cv2.resize(f, (w, h), interpolation=interp) for f in frames]
+
+
+def to_1080p(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Upscale to 1080x1080 and pillarbox into a 1920x1080 frame."""
+    out = []
+    for f in scale(frames, 1080, 1080):
+        out.append(cv2.copyMakeBorder(f, 0, 0, 420, 420, cv2.BORDER_CONSTANT, value=(0, 0, 0)))
+    return out
+
+
+def crop(frames: list[np.ndarray], edge: str, frac: float = 0.10) -> list[np.ndarray]:
+    h, w = frames[0].shape[:2]
+    dy, dx = int(round(h * frac)), int(round(w * frac))
+    sl = {
+        "left": (slice(None), slice(dx, None)),
+        "right": (slice(None), slice(None, w - dx)),
+        "top": (slice(dy, None), slice(None)),
+        "bottom": (slice(None, h - dy), slice(None)),
+    }[edge]
+    return [np.ascontiguousarray(f[sl]) for f in frames]
+
+
+# ---------------------------------------------------------------------------
+# Detection over excerpts
+
+
+def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, expected: wmk.Payload) -> list[dict]:
+    """Detect on every 2 s excerpt (start every stride_s seconds).
+
+    Equivalent to ``detect_frames(frames[a:b])`` for each excerpt, but the
+    per-frame residuals are computed once and summed with prefix sums, which
+    keeps the benchmark within minutes.
+    """
+    n = int(round(EXCERPT_S * fps))
+    res = [wmk._residual(f) for f in frames]
+    factor = wmk._analysis_factor(*frames[0].shape[:2])
+    csum = np.cumsum(np.stack(res), axis=0, dtype=np.float64)
+    out = []
+    step = max(1, int(round(stride_s * fps)))
+    for a in range(0, len(frames) - n + 1, step):
+        acc = csum[a + n - 1] - (csum[a - 1] if a > 0 else 0.0)
+        d = wmk._analyse(acc.astype(np.float32), n, factor)
+        out.append({"start": a / fps, "found": d.found, "correct": d.found and d.payload == expected, "z": d.z_score})
+    return out
+
+
+# ---------------------------------------------------------------------------
+
+
+def _files(dirs: list[Path], exts: set[str]) -> list[Path]:
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_file() and d.suffix.lower() in exts:
+            out.append(d)
+        elif d.is_dir():
+            out += sorted(p for p in d.iterdir() if p.suffix.lower() in exts)
+    return out
+
+
+def false_positive_check(dirs: list[Path], log: Callable[[str], None]) -> dict:
+    """Every frame of every real video (alone), every 2 s excerpt, whole
+    files via verify_file, and every image must come out not found."""
+    n_checks = n_found = 0
+    zs: list[float] = []
+    per_file = {}
+    for p in _files(dirs, VIDEO_EXT):
+        frames = read_video(p)
+        found = 0
+        zf: list[float] = []
+        for f in frames:
+            d = wmk.detect_frames([f])
+            found += d.found
+            zf.append(d.z_score)
+        fps = 25.0
+        with av.open(str(p)) as c:
+            rate = c.streams.video[0].average_rate
+            if rate:
+                fps = float(rate)
+        for e in excerpt_detections(frames, fps, 1.0, wmk.Payload(wmk.FORMAT_VERSION)):
+            found += e["found"]
+            zf.append(e["z"])
+        d = wmk.verify_file(p)
+        found += d.found
+        zf.append(d.z_score)
+        n_checks += len(zf)
+        n_found += found
+        zs += zf
+        per_file[p.name] = {"checks": len(zf), "found": found, "max_z": max(zf)}
+        log(f"  fp {p.name}: {len(zf)} checks, {found} found, max z {max(zf):.2f}")
+    for p in _files(dirs, IMAGE_EXT):
+        d = wmk.verify_file(p)
+        n_checks += 1
+        n_found += d.found
+        zs.append(d.z_score)
+        per_file[p.name] = {"checks": 1, "found": int(d.found), "max_z": d.z_score}
+    log(f"  fp images: {sum(1 for p in _files(dirs, IMAGE_EXT))} checked")
+    z = np.array(zs) if zs else np.zeros(1)
+    return {
+        "checks": n_checks,
+        "found": n_found,
+        "null_z_mean": float(z.mean()),
+        "null_z_std": float(z.std()),
+        "null_z_max": float(z.max()),
+        "z_threshold": wmk.Z_THRESHOLD,
+        "files": per_file,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    repo = Path(__file__).resolve().parents[2]
+    shared = repo.parent / "shared" / "data"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", type=Path, default=shared / "videos", help="host clips (real talking faces)")
+    ap.add_argument(
+        "--false-positives",
+        type=Path,
+        action="append",
+        default=None,
+        help="directory (or file) of unmarked real videos/images; repeatable "
+        "(default: the host videos and ../shared/data/images)",
+    )
+    ap.add_argument("--no-false-positives", action="store_true", help="skip the false-positive pass")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--max-frames", type=int, default=150, help="frames per host clip (25 fps)")
+    ap.add_argument("--max-videos", type=int, default=0, help="use only the first N host clips (0: all)")
+    ap.add_argument("--stride", type=float, default=0.5, help="seconds between 2 s excerpt starts")
+    ap.add_argument("--strength", type=float, default=wmk.DEFAULT_STRENGTH)
+    args = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    hosts = _files([args.videos], VIDEO_EXT)
+    if args.max_videos:
+        hosts = hosts[: args.max_videos]
+    if not hosts:
+        print(f"no host videos in {args.videos}", file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    rows: dict[str, dict] = {}
+    psnrs: list[float] = []
+    embed_s = 0.0
+    embed_n = 0
+    detect_times: list[float] = []
+
+    def record(name: str, results: list[dict]) -> None:
+        r = rows.setdefault(name, {"trials": 0, "found": 0, "correct": 0, "z": []})
+        r["trials"] += len(results)
+        r["found"] += sum(e["found"] for e in results)
+        r["correct"] += sum(e["correct"] for e in results)
+        r["z"] += [e["z"] for e in results]
+
+    for hi, path in enumerate(hosts):
+        src = [face_crop(f) for f in read_video(path, args.max_frames)]
+        payload = wmk.Payload(version=wmk.FORMAT_VERSION, user_id=int(rng.integers(0, 65536)))
+        marker = wmk.Watermarker(payload, strength=args.strength)
+        marker.embed(src[0])  # builds the per-size pattern cache (done once per size)
+        t0 = time.perf_counter()
+        marked = [marker.embed(f) for f in src]
+        embed_s += time.perf_counter() - t0
+        embed_n += len(src)
+        psnrs += [psnr(a, b) for a, b in zip(src, marked)]
+
+        # Detection time of the public API on one 2 s excerpt.
+        t0 = time.perf_counter()
+        wmk.detect_frames(marked[: int(EXCERPT_S * FPS)])
+        detect_times.append(time.perf_counter() - t0)
+
+        def run(name: str, frames: list[np.ndarray], fps: float = FPS) -> None:
+            record(name, excerpt_detections(frames, fps, args.stride, payload))
+
+        base = {}
+        for crf in (18, 23, 28, 35):
+            base[crf] = h264(marked, crf)
+            run(f"h264 crf{crf}", base[crf])
+        run("scale 256 +crf23", h264(scale(marked, 256, 256), 23))
+        run("scale 1080p +crf23", h264(to_1080p(marked[:100]), 23))
+        for edge in ("left", "right", "top", "bottom"):
+            run(f"crop 10% {edge} +crf23", h264(crop(marked, edge), 23))
+        run("fps 25->30 +crf23", h264(resample_fps(marked, FPS, 30), 23, fps=30), fps=30)
+        # A 2 s excerpt cut and re-encoded on its own from a random start:
+        # its first frame is a new I-frame, unlike excerpts of a long encode.
+        cut = []
+        n = int(EXCERPT_S * FPS)
+        for _ in range(3):
+            a = int(rng.integers(0, len(marked) - n + 1))
+            d = wmk.detect_frames(h264(marked[a : a + n], 23))
+            cut.append({"found": d.found, "correct": d.found and d.payload == payload, "z": d.z_score})
+        record("2 s cut, re-encoded crf23", cut)
+        # JPEG q70, one frame at a time (no temporal accumulation).
+        jp = []
+        for i in range(0, len(marked), 15):
+            d = wmk.detect_frames([jpeg(marked[i], 70)])
+            jp.append({"found": d.found, "correct": d.found and d.payload == payload, "z": d.z_score})
+        record("jpeg q70 single frame", jp)
+        # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
+        h, w = marked[0].shape[:2]
+        cc = [f[h // 20 :, w // 20 :] for f in marked]
+        run("crop5%+scale360+crf28", h264(scale(cc, 360, 360), 28))
+        log(f"[{hi + 1}/{len(hosts)}] {path.name}: {time.perf_counter() - t_start:.0f}s")
+
+    fp = None
+    if not args.no_false_positives:
+        dirs = args.false_positives or [args.videos, shared / "images"]
+        fp = false_positive_check([d for d in dirs if d.exists()], log)
+
+    table = []
+    print()
+    print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}")
+    for name, r in rows.items():
+        z = np.array(r["z"])
+        rate = r["found"] / max(1, r["trials"])
+        corr = r["correct"] / max(1, r["trials"])
+        table.append(
+            {
+                "transformation": name,
+                "trials": r["trials"],
+                "detection_rate": rate,
+                "correct_payload_rate": corr,
+                "wrong_payload": r["found"] - r["correct"],
+                "z_min": float(z.min()),
+                "z_median": float(np.median(z)),
+            }
+        )
+        print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}")
+    all_trials = sum(r["trials"] for r in rows.values())
+    all_found = sum(r["correct"] for r in rows.values())
+    summary = {
+        "overall_detection_rate": all_found / max(1, all_trials),
+        "psnr_db_mean": float(np.mean(psnrs)),
+        "psnr_db_min": float(np.min(psnrs)),
+        "embed_ms_per_frame_512": 1e3 * embed_s / max(1, embed_n),
+        "detect_s_per_2s_excerpt_512": float(np.mean(detect_times)),
+        "z_threshold": wmk.Z_THRESHOLD,
+        "runtime_s": time.perf_counter() - t_start,
+    }
+    print()
+    print(f"overall detection (correct payload): {100 * summary['overall_detection_rate']:.2f}% of {all_trials}")
+    print(f"PSNR mean {summary['psnr_db_mean']:.2f} dB, min {summary['psnr_db_min']:.2f} dB")
+    print(f"embed {summary['embed_ms_per_frame_512']:.3f} ms/frame (512x512)")
+    print(f"detect {summary['detect_s_per_2s_excerpt_512']:.3f} s per 2 s excerpt (50 frames, 512x512)")
+    if fp is not None:
+        print(
+            f"false positives: {fp['found']} of {fp['checks']} checks on real footage/images; "
+            f"null z mean {fp['null_z_mean']:.2f} sd {fp['null_z_std']:.2f} max {fp['null_z_max']:.2f} "
+            f"(threshold {wmk.Z_THRESHOLD})"
+        )
+    print(f"runtime {summary['runtime_s']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "table": table, "false_positives": fp}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

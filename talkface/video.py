@@ -1,0 +1,157 @@
+"""Output stage for files: H.264 + AAC MP4, written to a temporary file beside the target
+and renamed when complete, so a failed run leaves nothing behind. The container carries
+a tag saying the video is AI-generated and by what.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .audio import Audio
+
+GENERATOR_TAG = "talkface"
+AI_GENERATED_COMMENT = "AI-generated talking-face video made by talkface {version} (synthetic media; invisible watermark inside)"
+
+
+class OutputError(ValueError):
+    """The output path cannot be written; one line for the user."""
+
+
+def check_output_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise OutputError(f"output must be an .mp4 file: {path}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder is not writable: {parent}")
+    if path.is_dir():
+        raise OutputError(f"output path is a folder: {path}")
+    return path
+
+
+class Mp4Writer:
+    """Frames in, MP4 out; use as a context manager."""
+
+    def __init__(self, path: str | Path, size: int | tuple[int, int], fps: float, audio: Audio | None = None,
+                 crf: int = 20, preset: str = "veryfast", metadata: dict | None = None) -> None:
+        import av
+
+        from . import __version__
+
+        self.path = check_output_path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent or ".")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        w, h = (size, size) if isinstance(size, int) else size
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.container = av.open(str(self.tmp), mode="w", format="mp4")
+        tags = {"comment": AI_GENERATED_COMMENT.format(version=__version__), "encoder": f"{GENERATOR_TAG} {__version__}",
+                "description": "AI-generated (synthetic) video", "title": "talkface generated video"}
+        tags.update(metadata or {})
+        for key, value in tags.items():
+            self.container.metadata[key] = value
+        self.video = self.container.add_stream("libx264", rate=self.fps)
+        self.video.width, self.video.height = w - w % 2, h - h % 2
+        self.video.pix_fmt = "yuv420p"
+        self.video.options = {"crf": str(crf), "preset": preset}
+        self.audio = audio
+        self.audio_stream = None
+        if audio is not None:
+            self.audio_stream = self.container.add_stream("aac", rate=audio.sample_rate)
+            self.audio_stream.layout = "mono"
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        import av
+
+        h, w = self.video.height, self.video.width
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = 1 / self.fps
+        for packet in self.video.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def _write_audio(self) -> None:
+        import av
+
+        if self.audio_stream is None:
+            return
+        samples = self.audio.samples.astype(np.float32)
+        step = 1024
+        for start in range(0, len(samples), step):
+            chunk = samples[start:start + step]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            frame.sample_rate = self.audio.sample_rate
+            frame.pts = start
+            for packet in self.audio_stream.encode(frame):
+                self.container.mux(packet)
+        for packet in self.audio_stream.encode(None):
+            self.container.mux(packet)
+
+    def close(self) -> Path:
+        for packet in self.video.encode(None):
+            self.container.mux(packet)
+        self._write_audio()
+        self.container.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # the container may be half-built; the temp file goes either way
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | Path, frames: Iterable, audio: Audio | None, fps: float = 25.0,
+                on_frame: Callable[[int], None] | None = None, **writer_options) -> Path:
+    """Write frames (talkface Frames or RGB arrays) and the audio track to an MP4."""
+    iterator = iter(frames)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise OutputError("no frames to write") from None
+    image = getattr(first, "image", first)
+    writer = Mp4Writer(path, (image.shape[1], image.shape[0]), fps, audio, **writer_options)
+    with writer:
+        writer.write(image)
+        if on_frame:
+            on_frame(1)
+        for frame in iterator:
+            writer.write(getattr(frame, "image", frame))
+            if on_frame:
+                on_frame(1)
+    return writer.path
+
+
+def read_video_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], list[float]]:
+    """Decode RGB frames and their timestamps (seconds), for tests and evaluation."""
+    import av
+
+    frames, times = [], []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            times.append(float(frame.time) if frame.time is not None else len(times) / float(stream.average_rate or 25))
+            if max_frames and len(frames) >= max_frames:
+                break
+    return frames, times

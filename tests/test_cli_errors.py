@@ -1,0 +1,106 @@
+"""Bad input: one line on stderr, exit code 2, no traceback, no output file left behind."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, write_wav
+
+
+def run_cli(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "talkface.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory, speech_audio):
+    return write_wav(tmp_path_factory.mktemp("audio") / "speech.wav", speech_audio.samples[:16000 * 2])
+
+
+def assert_clean_failure(code, err, out_path, expect):
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert expect in lines[0], lines[0]
+    assert not out_path.exists()
+    assert not list(out_path.parent.glob(f".{out_path.stem}.*")), "a temporary file was left behind"
+
+
+def test_missing_image(tmp_path, speech_wav):
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--image", str(tmp_path / "nope.jpg"), "--audio", str(speech_wav), "-o", str(out))
+    assert_clean_failure(code, err, out, "image file not found")
+
+
+def test_unreadable_image(tmp_path, speech_wav):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--image", str(bad), "--audio", str(speech_wav), "-o", str(out))
+    assert_clean_failure(code, err, out, "cannot read image")
+
+
+def test_image_without_face(tmp_path, speech_wav):
+    from PIL import Image
+
+    img = tmp_path / "wall.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((300, 400, 3)) * 60 + 100).astype(np.uint8)).save(img)
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--image", str(img), "--audio", str(speech_wav), "-o", str(out))
+    assert_clean_failure(code, err, out, "no face found in wall.png")
+
+
+def test_missing_audio(tmp_path):
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--audio", str(tmp_path / "nope.wav"), "-o", str(out))
+    assert_clean_failure(code, err, out, "audio file not found")
+
+
+def test_unreadable_audio(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunkjunkjunk")
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--audio", str(bad), "-o", str(out))
+    assert_clean_failure(code, err, out, "audio")
+
+
+def test_zero_length_audio(tmp_path):
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--audio", str(empty), "-o", str(out))
+    assert_clean_failure(code, err, out, "empty")
+
+
+def test_unwritable_output(tmp_path, speech_wav):
+    out = tmp_path / "no" / "such" / "folder" / "out.mp4"
+    code, _, err = run_cli("generate", "--audio", str(speech_wav), "-o", str(out))
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--fps", "0"], "fps"),
+    (["--size", "10"], "--size"),
+    (["--emotion", "bored"], "unknown emotion"),
+    (["--emotion-strength", "3"], "emotion-strength"),
+    (["--head-distance", "9"], "head-distance"),
+    (["--gaze", "left"], "--gaze"),
+    (["--head-pose", "1,2"], "--head-pose"),
+    (["--motion-scale", "-1"], "motion-scale"),
+    (["--watermark-id", "70000"], "--watermark-id"),
+    (["--fps", "abc"], "expected a number"),
+])
+def test_bad_option_values(tmp_path, speech_wav, args, expect):
+    out = tmp_path / "out.mp4"
+    code, _, err = run_cli("generate", "--audio", str(speech_wav), "-o", str(out), *args)
+    assert code == 2, err
+    assert expect in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_output_must_be_mp4(tmp_path, speech_wav):
+    out = tmp_path / "out.avi"
+    code, _, err = run_cli("generate", "--audio", str(speech_wav), "-o", str(out))
+    assert_clean_failure(code, err, out, ".mp4")
