@@ -80,7 +80,7 @@ def load_input_audio(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .engine import FaceModel, GenerateOptions, generate
+    from .engine import FaceModel, GenerateOptions, generate, in_background
     from .portrait import Portrait
     from .video import check_output_path, write_video
 
@@ -91,7 +91,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     audio, track = load_input_audio(args)
     portrait = Portrait.from_file(args.image, size=args.size, face_index=args.face_index) if args.image else Portrait.builtin(args.size)
     face = FaceModel(portrait)
-    frames = generate(face, audio, options)
+    frames = in_background(generate(face, audio, options))
     total = int(round(audio.duration * args.fps))
     with _progress(total, "rendering") as bar:
         if args.framing == "full":
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="per-stage timings and end-to-end fps")
     b.add_argument("--json", help="also write the figures to this JSON file")
-    b.add_argument("--seconds", type=_float, default=30.0, help="clip length; default 30")
+    b.add_argument("--seconds", type=_float, default=None, help="audio length; default 30 (300 with --stream)")
     b.add_argument("--size", type=_positive_int, default=512)
     b.add_argument("--fps", type=_float, default=25.0)
     b.add_argument("--image", help="portrait (default: built-in)")

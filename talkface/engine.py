@@ -168,6 +168,10 @@ class Animator:
         motion = self.motion.step(mouth, self._prosody_at(k), controls)
         t1 = time.perf_counter()
         image = self.face.renderer.render(self.face.rig.targets(motion), motion.expression)
+        if self.options.label:
+            from .video import draw_label
+
+            image = draw_label(image, self.options.label)
         t2 = time.perf_counter()
         if self.watermarker is not None:
             image = self.watermarker.embed(image)
@@ -186,6 +190,45 @@ class Animator:
         i = self.next_frame
         self.next_frame += 1
         return self._make_frame(i, -10**9, np.zeros(4, np.float32))
+
+
+def in_background(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """Produce frames in a worker thread while the caller encodes them: rendering and
+    libx264 then use both cores (numpy, OpenCV and FFmpeg release the GIL)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for f in frames:
+                if stop.is_set():
+                    return
+                q.put(f)
+            q.put(done)
+        except BaseException as exc:  # re-raised in the caller's thread
+            q.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOptions = GenerateOptions(),

@@ -142,6 +142,23 @@ def write_video(path: str | Path, frames: Iterable, audio: Audio | None, fps: fl
     return writer.path
 
 
+def draw_label(image: np.ndarray, text: str) -> np.ndarray:
+    """A visible caption in the bottom-right corner, on a translucent dark box."""
+    import cv2
+
+    out = image.copy()
+    h, w = out.shape[:2]
+    scale = max(0.35, w / 1100)
+    thick = max(1, int(round(scale * 1.6)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = int(6 * scale + 2)
+    x0, y0 = w - tw - 3 * pad, h - th - base - 3 * pad
+    box = out[max(y0, 0):h - pad, max(x0, 0):w - pad].astype(np.float32)
+    out[max(y0, 0):h - pad, max(x0, 0):w - pad] = (box * 0.45).astype(np.uint8)
+    cv2.putText(out, text, (x0 + pad, h - base - 2 * pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
 def read_video_frames(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], list[float]]:
     """Decode RGB frames and their timestamps (seconds), for tests and evaluation."""
     import av

@@ -1,0 +1,107 @@
+"""`talkface bench`: per-stage timings and end-to-end frames per second, printed and
+optionally written as JSON. A command, not a test: it reports what this machine does."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _bench_audio(seconds: float, path: str | None):
+    from .audio import SAMPLE_RATE, checked_audio, load_audio
+    from .speech import speak
+
+    if path:
+        audio = load_audio(path)
+    else:
+        spoken = speak("This is talkface, a portrait that talks. It runs on an ordinary processor, "
+                       "with no graphics card, and it starts speaking at once.")
+        audio = checked_audio(spoken.samples, spoken.sample_rate)
+        pause = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
+        audio = checked_audio(np.concatenate([audio.samples, pause]), SAMPLE_RATE)
+    reps = int(np.ceil(seconds * SAMPLE_RATE / len(audio.samples)))
+    samples = np.tile(audio.samples, reps)[: int(seconds * SAMPLE_RATE)]
+    return checked_audio(samples, SAMPLE_RATE)
+
+
+def run_file_bench(seconds: float = 30.0, size: int = 512, fps: float = 25.0, image: str | None = None,
+                   audio_path: str | None = None) -> dict:
+    from .audio import extract_features
+    from .engine import Animator, FaceModel, GenerateOptions, generate, in_background
+    from .portrait import Portrait
+    from .video import Mp4Writer
+
+    audio = _bench_audio(seconds, audio_path)
+    Portrait.builtin(64) if image is None else None  # warm the face models so their one-off load is not counted
+
+    t_start = time.perf_counter()
+    t0 = time.perf_counter()
+    portrait = Portrait.from_file(image, size=size) if image else Portrait.builtin(size)
+    face = FaceModel(portrait)
+    t_portrait = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    extract_features(audio)
+    t_audio_once = time.perf_counter() - t0
+
+    options = GenerateOptions(fps=fps, seed=0)
+    anim = Animator(face, options)
+    encode = 0.0
+    out = Path(tempfile.mkdtemp(prefix="talkface-bench-")) / "bench.mp4"
+    writer = Mp4Writer(out, size, fps, audio)
+    n = 0
+    with writer:
+        for frame in in_background(generate(face, audio, options, animator=anim)):
+            t0 = time.perf_counter()
+            writer.write(frame.image)
+            encode += time.perf_counter() - t0  # overlaps rendering of the next frames
+            n += 1
+        t0 = time.perf_counter()
+    encode += time.perf_counter() - t0  # flushing the encoder and muxing audio
+    total = time.perf_counter() - t_start
+    out.unlink(missing_ok=True)
+    out.parent.rmdir()
+    times = anim.times
+    per = lambda s: 1000.0 * s / max(n, 1)  # noqa: E731
+    return {
+        "fps": n / total,
+        "frames": n,
+        "seconds_of_audio": audio.duration,
+        "size": size,
+        "wall_seconds": total,
+        "stages_ms": {
+            "portrait_analysis_once": 1000.0 * t_portrait,
+            "audio_analysis_once": 1000.0 * t_audio_once,
+            "audio": per(times.audio),
+            "motion": per(times.motion),
+            "render": per(times.render),
+            "watermark": per(times.watermark),
+            "encode": per(encode),
+        },
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def run_bench(args) -> int:
+    if args.stream:
+        from .stream import run_stream_bench
+
+        result = run_stream_bench(seconds=args.seconds or 300.0, size=args.size)
+        print("streaming, 512x512" if args.size == 512 else f"streaming, {args.size}x{args.size}")
+        for key, value in result.items():
+            print(f"  {key:22s} {value:10.1f}" if isinstance(value, float) else f"  {key:22s} {value}")
+    else:
+        result = run_file_bench(args.seconds or 30.0, args.size, args.fps, args.image, args.audio)
+        print(f"{result['frames']} frames of {result['size']}x{result['size']} from {result['seconds_of_audio']:.1f} s of audio "
+              f"in {result['wall_seconds']:.1f} s")
+        for stage, ms in result["stages_ms"].items():
+            unit = "ms" if stage.endswith("_once") else "ms/frame"
+            print(f"  {stage:24s} {ms:8.2f} {unit}")
+        print(f"  end-to-end               {result['fps']:8.1f} fps (analysis and encoding included)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
