@@ -101,6 +101,9 @@ class Mp4Writer:
             self.container.mux(packet)
         self._write_audio()
         self.container.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp made it private; the result is an ordinary file
         os.replace(self.tmp, self.path)
         return self.path
 
