@@ -98,9 +98,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
             from .framing import full_frame
 
             frames = full_frame(portrait, frames)
-        write_video(out, frames, track, fps=args.fps, on_frame=bar.update)
+        write_video(out, frames, track, fps=args.fps, on_frame=bar.update, c2pa=_signing_identity(args))
     print(str(out))
     return 0
+
+
+def _signing_identity(args: argparse.Namespace):
+    if not (args.c2pa or args.c2pa_cert or args.c2pa_key):
+        return None
+    from .provenance import SigningIdentity, _require_c2pa, local_identity
+
+    _require_c2pa()
+    if bool(args.c2pa_cert) != bool(args.c2pa_key):
+        raise UserError("--c2pa-cert and --c2pa-key go together")
+    if args.c2pa_cert:
+        for path in (args.c2pa_cert, args.c2pa_key):
+            if not Path(path).is_file():
+                raise UserError(f"file not found: {path}")
+        return SigningIdentity(Path(args.c2pa_cert), Path(args.c2pa_key))
+    return local_identity()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -119,6 +135,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         result = verify_file(path)
     except WatermarkReadError as exc:
         raise UserError(str(exc)) from None
+    from .provenance import read_manifest
+
+    manifest = read_manifest(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov") else None
+    if manifest is not None and manifest.present:
+        trust = "trusted signer" if manifest.trusted else "signer not on a trust list"
+        print(f"C2PA manifest: {manifest.digital_source_type or 'no source type'}, by {manifest.generator}, "
+              f"signed by {manifest.signer} ({trust})")
     if result.found:
         p = result.payload
         print(f"talkface watermark FOUND in {path}: version {p.version}, id {p.user_id}, "
@@ -192,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop: the 512x512 head crop (default); full: the whole picture, head animated inside it")
     g.add_argument("--watermark-id", type=int, default=0, help="0..65535, carried in the invisible watermark")
     g.add_argument("--label", help="visible corner caption, e.g. 'AI-generated'")
+    g.add_argument("--c2pa", action="store_true",
+                   help="embed a signed C2PA manifest (needs c2pa-python; a local certificate is created if none is given)")
+    g.add_argument("--c2pa-cert", help="PEM certificate chain for --c2pa (end-entity first)")
+    g.add_argument("--c2pa-key", help="PEM private key for --c2pa")
     add_control_arguments(g)
     g.set_defaults(func=cmd_generate)
 
@@ -243,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     from .audio import AudioError
     from .controls import ControlError
     from .portrait import PortraitError
+    from .provenance import ProvenanceError
     from .video import OutputError
 
-    user_errors: tuple[type[BaseException], ...] = (UserError, AudioError, ControlError, PortraitError, OutputError, ValueError)
+    user_errors: tuple[type[BaseException], ...] = (UserError, ProvenanceError, AudioError, ControlError, PortraitError, OutputError, ValueError)
     try:
         _check_generate_args(args)
         return args.func(args)

@@ -40,7 +40,7 @@ class Mp4Writer:
     """Frames in, MP4 out; use as a context manager."""
 
     def __init__(self, path: str | Path, size: int | tuple[int, int], fps: float, audio: Audio | None = None,
-                 crf: int = 20, preset: str = "veryfast", metadata: dict | None = None) -> None:
+                 crf: int = 20, preset: str = "veryfast", metadata: dict | None = None, c2pa=None) -> None:
         import av
 
         from . import __version__
@@ -67,6 +67,7 @@ class Mp4Writer:
             self.audio_stream = self.container.add_stream("aac", rate=audio.sample_rate)
             self.audio_stream.layout = "mono"
         self.frames = 0
+        self.c2pa = c2pa  # provenance.SigningIdentity: embed a signed C2PA manifest on close
 
     def write(self, image: np.ndarray) -> None:
         import av
@@ -101,6 +102,18 @@ class Mp4Writer:
             self.container.mux(packet)
         self._write_audio()
         self.container.close()
+        if self.c2pa is not None:
+            from .provenance import sign_mp4
+
+            fd, signed = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".c2pa.mp4", dir=self.tmp.parent)
+            os.close(fd)
+            try:
+                sign_mp4(self.tmp, Path(signed), self.c2pa)
+            except BaseException:
+                Path(signed).unlink(missing_ok=True)
+                raise
+            self.tmp.unlink()
+            self.tmp = Path(signed)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp made it private; the result is an ordinary file
@@ -119,7 +132,11 @@ class Mp4Writer:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
         else:
             self.abort()
 
