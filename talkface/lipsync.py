@@ -5,8 +5,9 @@ frames as they arrive and gives mouth rows once its bounded look-ahead is availa
 the file pipeline and the live stream share it.
 
 `EnergyMouth` is the first mapping: loudness opens the jaw, the spectrum's balance spreads
-or rounds the lips. It is a documented baseline, replaced by a learned model where one
-ships in talkface/weights.
+or rounds the lips. It is a documented baseline, replaced by the learned model
+(talkface/lipsync_model.py, weights in talkface/weights/lipsync.npz, trained by
+`talkface train lipsync`, measured by `talkface eval lipsync`) where its weights ship.
 """
 from __future__ import annotations
 

@@ -1,0 +1,379 @@
+"""`talkface eval lipsync`: lip sync from audio alone against the real mouth in real videos.
+
+For every video: the real mouth per frame (talkface.tracking, cached outside the repo:
+inner-lip opening and mouth width over the inter-ocular distance, at the frame
+timestamps, so variable frame rates are safe); the model's prediction from the video's
+own audio at the same times; and two baselines:
+
+* energy: the RMS loudness envelope (50 ms moving average);
+* ridge: ridge regression from 40 log-mel bands + deltas, stacked +-2 video frames,
+  trained leave-one-video-out (same-footage videos held out together); its regularisation
+  (lambda 300) is the best of a sweep on these videos, so if anything it flatters the baseline.
+
+Scores: Pearson r of the opening at the best lag within +-2 video frames (and that lag),
+r of the width, closed agreement (real and predicted opening each thresholded at its own
+25th percentile; share of frames where both agree), and, as a diagnostic, r within +-0.4 s
+(some clips' own audio is that far out of sync with their video). With the shipped fold models, each
+video is predicted by a model that never saw it (leave-one-video-out); `--render`
+animates the video's first frame with its own audio and scores the rendered mouth.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+MAX_LAG = 2
+KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide")
+
+
+# ------------------------------------------------------------------ real mouth (cached)
+def cache_dir(override: str | None = None) -> Path:
+    base = Path(override) if override else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkface" / "lipsync"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|v2".encode()).hexdigest()[:16]
+
+
+def stream_start_gap(path: Path) -> float:
+    """Seconds from the first audio sample to the first video frame (the video stream may start late)."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = next(c.decode(video=0)).time
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return 0.0
+        a = next(c.decode(audio=0)).time
+    return float((v or 0.0) - (a or 0.0))
+
+
+def real_mouth(path: str | Path, cache: str | None = None) -> dict:
+    """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
+    units) of a real video, cached."""
+    from ..tracking import track_video
+
+    path = Path(path)
+    f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
+    if f.is_file():
+        with np.load(f) as z:
+            return {k: z[k] for k in z.files}
+    track = track_video(path)
+    out = {"times": track.times.astype(np.float64) + stream_start_gap(path), "opening": track.mouth_opening().astype(np.float64),
+           "width": track.mouth_width().astype(np.float64), "points": track.points.astype(np.float32)}
+    np.savez_compressed(f, **out)
+    return out
+
+
+# ------------------------------------------------------------------ metrics
+def feature_index(times: np.ndarray) -> np.ndarray:
+    """Feature frame whose centre is nearest each time (as the engine picks it)."""
+    from ..audio import HOP, SAMPLE_RATE, WINDOW
+
+    return np.maximum(0, np.round((np.asarray(times) * SAMPLE_RATE - WINDOW / 2) / HOP)).astype(int)
+
+
+def at_frames(rows: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Per-video-frame value: the mean of the 100 Hz rows k-1..k+1 (the engine's averaging)."""
+    rows = np.asarray(rows, np.float64)
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    k = np.clip(feature_index(times), 0, len(rows) - 1)
+    lo = np.clip(k - 1, 0, len(rows) - 1)
+    hi = np.clip(k + 1, 0, len(rows) - 1)
+    out = (rows[lo] + rows[k] + rows[hi]) / 3.0
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 5 or np.std(a[ok]) < 1e-9 or np.std(b[ok]) < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def shifted(b: np.ndarray, lag: int) -> np.ndarray:
+    """b delayed by `lag` frames (lag > 0: the prediction is compared with later real frames)."""
+    out = np.full(len(b), np.nan)
+    if lag >= 0:
+        out[lag:] = b[:len(b) - lag]
+    else:
+        out[:lag] = b[-lag:]
+    return out
+
+
+def best_lag_r(real: np.ndarray, pred: np.ndarray, max_lag: int = MAX_LAG) -> tuple[float, int]:
+    best = (float("-inf"), 0)
+    for lag in range(-max_lag, max_lag + 1):
+        r = _r(real, shifted(pred, lag))
+        if np.isfinite(r) and r > best[0]:
+            best = (r, lag)
+    return (best if np.isfinite(best[0]) else (float("nan"), 0))
+
+
+def closed_agreement(real: np.ndarray, pred: np.ndarray) -> float:
+    ok = np.isfinite(real) & np.isfinite(pred)
+    a, b = real[ok], pred[ok]
+    return float(np.mean((a <= np.percentile(a, 25)) == (b <= np.percentile(b, 25))))
+
+
+def energy_envelope(feats) -> np.ndarray:
+    from scipy.ndimage import uniform_filter1d
+
+    return uniform_filter1d(feats.rms_db.astype(np.float64), 5)
+
+
+def ridge_features(feats, times: np.ndarray) -> np.ndarray:
+    """40 log-mel bands + deltas at each video frame, stacked +-2 video frames."""
+    mel = feats.log_mel.astype(np.float64)
+    delta = np.gradient(mel, axis=0) * 2
+    per = at_frames(np.concatenate([mel, delta], axis=1), times)
+    n = len(per)
+    idx = np.clip(np.arange(n)[:, None] + np.arange(-2, 3)[None, :], 0, n - 1)
+    return per[idx].reshape(n, -1)
+
+
+def ridge_fit_predict(train: list[tuple[np.ndarray, np.ndarray]], x_test: np.ndarray, lam: float = 300.0) -> np.ndarray:
+    x = np.concatenate([a for a, _ in train])
+    y = np.concatenate([b for _, b in train])
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xs = (x - mu) / sd
+    w = np.linalg.solve(xs.T @ xs + lam * len(xs) / 100 * np.eye(xs.shape[1]), xs.T @ (y - y.mean()))
+    return ((x_test - mu) / sd) @ w + y.mean()
+
+
+# ------------------------------------------------------------------ models per video
+def fold_model_for(name: str, weights: Path | None = None):
+    """The fold model (shipped beside the weights) that never saw video `name`, or None."""
+    from ..lipsync_model import WEIGHTS, LearnedMouth, load_params
+
+    weights = Path(weights) if weights else WEIGHTS
+    path = weights.with_name(weights.stem + "_folds.npz")
+    if not path.is_file():
+        return None
+    main = load_params(weights) or {}
+    with np.load(path) as z:
+        for i in range(int(z["n_folds"])):
+            held = str(z[f"f{i}_held_out"]).split("|")
+            if name in held:
+                params = {k[len(f"f{i}_"):]: z[k] for k in z.files if k.startswith(f"f{i}_") and k != f"f{i}_held_out"}
+                params.update({k: v for k, v in main.items() if k.startswith("cal_")})
+                return LearnedMouth(params)
+    return None
+
+
+def trained_on(name: str, weights: Path | None = None) -> bool:
+    from ..lipsync_model import WEIGHTS
+
+    rec = (Path(weights) if weights else WEIGHTS).with_suffix(".json")
+    if not rec.is_file():
+        return False
+    return name in json.loads(rec.read_text()).get("data", {}).get("real_videos", [])
+
+
+def predict_opening_width(model, feats) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature-frame predicted opening and width change (face units where the model has them)."""
+    if hasattr(model, "measured_track"):
+        y = model.measured_track(feats)
+        return y[:, 0], y[:, 1]
+    from ..lipsync import predict_track
+
+    rows = predict_track(model, feats)
+    return rows[:, 0], rows[:, 1] - rows[:, 2]
+
+
+# ------------------------------------------------------------------ rendering
+def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
+    """Animate the video's first frame with its own audio; the tracked rendered opening at `times`."""
+    import av
+
+    from ..engine import Animator, FaceModel, GenerateOptions, generate
+    from ..portrait import analyse
+    from ..tracking import track_frames
+
+    with av.open(str(path)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    face = FaceModel(analyse(first, name=path.stem))
+    options = GenerateOptions(fps=25.0, watermark_id=None)
+    anim = Animator(face, options, mouth_model=model)
+    frames = [f.image for f in generate(face, audio, options, animator=anim)]
+    tr = track_frames(frames, times=np.arange(len(frames)) / 25.0, name=path.stem + "_rendered")
+    op = tr.mouth_opening()
+    ok = np.isfinite(op)
+    return np.interp(times, tr.times[ok], op[ok]) if ok.sum() > 1 else np.full(len(times), np.nan)
+
+
+# ------------------------------------------------------------------ plotting
+def plot(path: Path, name: str, times, real, pred, base, ridge, rendered, scores: dict) -> None:
+    import cv2
+
+    w, h, m = 1400, 330, 40
+    img = np.full((h, w, 3), 255, np.uint8)
+    t0, t1 = float(times[0]), float(times[-1]) + 1e-6
+
+    def z(v):
+        v = np.asarray(v, np.float64)
+        ok = np.isfinite(v)
+        if ok.sum() < 2:
+            return None
+        return (v - np.nanmean(v)) / (np.nanstd(v) + 1e-9)
+
+    def line(v, colour, thick=1):
+        v = z(v)
+        if v is None:
+            return
+        x = m + (np.asarray(times) - t0) / (t1 - t0) * (w - 2 * m)
+        y = h / 2 + 20 - np.clip(v, -3, 3) * (h - 2 * m - 40) / 6
+        ok = np.isfinite(y)
+        pts = np.stack([x[ok], y[ok]], 1).astype(np.int32)
+        cv2.polylines(img, [pts], False, colour, thick, cv2.LINE_AA)
+
+    for s in range(int(t0), int(t1) + 1):
+        x = int(m + (s - t0) / (t1 - t0) * (w - 2 * m))
+        cv2.line(img, (x, 40), (x, h - 10), (225, 225, 225), 1)
+        cv2.putText(img, f"{s}s", (x + 2, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (150, 150, 150), 1, cv2.LINE_AA)
+    line(base, (180, 180, 255))
+    line(ridge, (120, 200, 120))
+    if rendered is not None:
+        line(rendered, (230, 160, 60))
+    line(pred, (220, 40, 40), 2)
+    line(real, (20, 20, 20), 2)
+    text = (f"{name}  r_open {scores['r_open']:.2f} (lag {scores['lag']})  ridge {scores['ridge_r_open']:.2f}  "
+            f"energy {scores['baseline_r_open']:.2f}  closed {scores['closed_agreement']:.2f}"
+            + (f"  rendered {scores['rendered_r_open']:.2f}" if scores.get("rendered_r_open") is not None else ""))
+    cv2.putText(img, text, (m, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    legend = [("real", (20, 20, 20)), ("model", (220, 40, 40)), ("energy", (180, 180, 255)), ("ridge", (120, 200, 120)),
+              ("rendered", (230, 160, 60))]
+    for i, (label, colour) in enumerate(legend):
+        cv2.putText(img, label, (m + i * 90, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), img[:, :, ::-1])
+
+
+# ------------------------------------------------------------------ command
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--videos", required=True, help="folder of real talking-face videos with their own audio")
+    p.add_argument("--json", help="write the per-video and mean scores here")
+    p.add_argument("--plot", help="folder for one PNG per video (real vs predicted vs baselines)")
+    p.add_argument("--render", action="store_true", help="also animate each video's first frame and score the render")
+    p.add_argument("--cache", help="folder for tracked landmarks (default ~/.cache/talkface/lipsync)")
+    p.add_argument("--weights", help="model weights (default: the shipped talkface/weights/lipsync.npz)")
+    p.add_argument("--model", choices=("auto", "shipped", "energy"), default="auto",
+                   help="auto: per video, the shipped fold model that never saw it (else the shipped model); "
+                        "shipped: the shipped model everywhere; energy: the energy baseline mouth")
+
+
+def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = False, plot_dir: Path | None = None,
+             cache: str | None = None, weights: str | None = None, log=print) -> dict:
+    from ..audio import extract_features, load_audio
+    from ..lipsync import EnergyMouth, default_model
+
+    data = []
+    for p in videos:
+        m = real_mouth(p, cache)
+        if np.isfinite(m["opening"]).sum() < 10:
+            log(f"{p.stem:30s} skipped: a face was tracked in fewer than 10 frames")
+            continue
+        audio = load_audio(p)
+        feats = extract_features(audio)
+        data.append((p, m, audio, feats))
+    # ridge baseline, leave-one-video-out (same footage held out together)
+    from ..train_lipsync import groups_of
+
+    if not data:
+        raise ValueError("no video with a trackable face")
+
+    names = [p.stem for p, *_ in data]
+    group = {n: tuple(g) for g in groups_of(names) for n in g}
+    rfeat = {p.stem: (ridge_features(f, m["times"]), m["opening"]) for p, m, _, f in data}
+    if weights:
+        from ..lipsync_model import load_trained
+
+        shipped = load_trained(weights)
+        if shipped is None:
+            raise ValueError(f"weights not found: {weights}")
+    else:
+        shipped = default_model()
+    results = []
+    for p, m, audio, feats in data:
+        name = p.stem
+        times, real_open = m["times"], m["opening"]
+        real_width = m["width"]
+        if model_choice == "energy":
+            model, source = EnergyMouth(), "energy"
+        else:
+            model = fold_model_for(name, weights) if model_choice == "auto" else None
+            source = "fold (held out)" if model is not None else "shipped"
+            model = model or shipped
+            if source == "shipped" and trained_on(name, weights):
+                source = "shipped (TRAINED ON THIS VIDEO: not a held-out figure)"
+        po, pw = predict_opening_width(model, feats)
+        pred_open, pred_width = at_frames(po, times), at_frames(pw, times)
+        r_open, lag = best_lag_r(real_open, pred_open)
+        # diagnostic only: the same within +-0.4 s, for clips whose own audio and video are out of sync
+        fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else 25.0
+        r_wide, lag_wide = best_lag_r(real_open, pred_open, max_lag=int(round(0.4 * fps)))
+        r_width, _ = best_lag_r(real_width, pred_width)
+        agree = closed_agreement(real_open, shifted(pred_open, lag))
+        base = at_frames(energy_envelope(feats), times)
+        base_r, _ = best_lag_r(real_open, base)
+        train = [rfeat[n] for n in names if n not in group[name]]
+        ridge = ridge_fit_predict(train, rfeat[name][0]) if train else np.full(len(times), np.nan)
+        ridge_r, _ = best_lag_r(real_open, ridge)
+        rendered_r, rendered = None, None
+        if render:
+            rendered = render_opening(p, model, audio, times)
+            rendered_r, _ = best_lag_r(real_open, rendered)
+        row = {"name": name, "r_open": r_open, "lag": lag, "r_width": r_width, "closed_agreement": agree,
+               "baseline_r_open": base_r, "ridge_r_open": ridge_r, "rendered_r_open": rendered_r, "model": source,
+               "r_open_wide": r_wide, "lag_wide_s": round(lag_wide / fps, 3)}
+        results.append(row)
+        log(f"{name:30s} r_open {r_open:5.2f} (lag {lag:+d})  r_width {r_width:5.2f}  closed {agree:.2f}  "
+            f"energy {base_r:5.2f}  ridge {ridge_r:5.2f}" + (f"  rendered {rendered_r:5.2f}" if render else "")
+            + f"  (within 0.4 s: {r_wide:4.2f} at {lag_wide / fps:+.2f} s)  [{source}]")
+        if plot_dir is not None:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            plot(plot_dir / f"{name}.png", name, times, real_open, shifted(pred_open, lag), base, ridge, rendered, row)
+    mean = {}
+    for k in KEYS:
+        vals = [r[k] for r in results if r[k] is not None and np.isfinite(r[k])]
+        mean[k] = float(np.mean(vals)) if vals else None
+    above = sum(1 for r in results if r["r_open"] > r["baseline_r_open"])
+    def f(v):
+        return "  n/a" if v is None else f"{v:5.2f}"
+
+    log(f"{'mean':30s} r_open {f(mean['r_open'])}  r_width {f(mean['r_width'])}  closed {f(mean['closed_agreement'])}  "
+        f"energy {f(mean['baseline_r_open'])}  ridge {f(mean['ridge_r_open'])}"
+        + (f"  rendered {f(mean['rendered_r_open'])}" if render else "") + f"  (above energy on {above}/{len(results)})")
+    return {"videos": results, "mean": mean, "above_energy": above}
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = Path(args.videos)
+    if not folder.is_dir():
+        raise ValueError(f"videos folder not found: {folder}")
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT)
+    if not videos:
+        raise ValueError(f"no videos in {folder}")
+    out = evaluate(videos, args.model, args.render, Path(args.plot) if args.plot else None, args.cache, args.weights,
+                   log=lambda s: print(s, flush=True))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    from ..cli import main
+
+    sys.exit(main(["eval", "lipsync", *sys.argv[1:]]))

@@ -1,0 +1,181 @@
+"""Lip sync: the shipped learned model streams like batch, closes on silence and noise,
+opens on speech, keeps its look-ahead and speed; `talkface eval lipsync` runs end to end."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from talkface.audio import SAMPLE_RATE, Audio, FeatureExtractor, extract_features
+from talkface.lipsync import AudioFeatures, default_model, predict_track
+
+
+@pytest.fixture(scope="module")
+def model():
+    from talkface.lipsync_model import LearnedMouth, load_trained
+
+    m = load_trained()
+    assert m is not None, "talkface/weights/lipsync.npz is missing"
+    assert isinstance(default_model(), LearnedMouth)
+    return m
+
+
+def _slice(f: AudioFeatures, a: int, b: int) -> AudioFeatures:
+    return AudioFeatures(f.log_mel[a:b], f.rms_db[a:b], f.pitch_hz[a:b])
+
+
+def test_lookahead_bounded(model):
+    assert 0 <= model.lookahead_frames <= 8
+
+
+def test_chunked_stream_equals_batch(model, speech_audio):
+    feats = extract_features(speech_audio)
+    whole = predict_track(model, feats)
+    assert whole.shape == (len(feats), 4)
+    rng = np.random.default_rng(0)
+    s = model.stream()
+    parts, i = [], 0
+    while i < len(feats):
+        n = int(rng.choice([0, 1, 3, 8, 17, 50]))
+        parts.append(s.push(_slice(feats, i, i + n)))
+        i += n
+    parts.append(s.flush())
+    chunked = np.concatenate([p for p in parts if len(p)])
+    assert chunked.shape == whole.shape
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+    # rows never wait for more than the declared look-ahead
+    s = model.stream()
+    assert len(s.push(_slice(feats, 0, 100))) == 100 - model.lookahead_frames
+
+
+def test_samples_pushed_in_chunks_equal_batch(model, speech_audio):
+    x = speech_audio.samples[: 3 * SAMPLE_RATE]
+    whole = predict_track(model, extract_features(Audio(x, SAMPLE_RATE)))
+    ex, s, rows = FeatureExtractor(), model.stream(), []
+    for a in range(0, len(x), 1234):
+        rows.append(s.push(ex.push(x[a:a + 1234])))
+    rows += [s.push(ex.flush()), s.flush()]
+    np.testing.assert_allclose(np.concatenate([r for r in rows if len(r)]), whole, atol=1e-5)
+
+
+def test_silence_keeps_mouth_closed(model):
+    rows = predict_track(model, extract_features(Audio(np.zeros(2 * SAMPLE_RATE, np.float32), SAMPLE_RATE)))
+    assert rows[:, 0].max() < 0.08
+
+
+def test_steady_background_noise_keeps_mouth_nearly_closed(model):
+    rng = np.random.default_rng(1)
+    spec = np.fft.rfft(rng.standard_normal(3 * SAMPLE_RATE)) / np.sqrt(np.arange(3 * SAMPLE_RATE // 2 + 1) + 1.0)
+    noise = np.fft.irfft(spec).astype(np.float32)
+    noise *= 0.01 / noise.std()
+    rows = predict_track(model, extract_features(Audio(noise, SAMPLE_RATE)))
+    assert np.median(rows[100:, 0]) < 0.15
+
+
+def test_spoken_sentence_opens_the_mouth(model, speech_audio):
+    rows = predict_track(model, extract_features(speech_audio))
+    silent = rows[:80, 0]                      # the fixture starts with 1 s of silence
+    speaking = rows[120:-120, 0]
+    assert speaking.max() > 0.3
+    assert speaking.mean() > silent.mean() + 0.1
+    # and closes again in between: bilabials, pauses
+    assert np.percentile(speaking, 10) < 0.5 * np.percentile(speaking, 90)
+
+
+def test_speed_well_above_real_time(model, speech_audio):
+    x = np.tile(speech_audio.samples, 4)[: 10 * SAMPLE_RATE]
+    feats = extract_features(Audio(x, SAMPLE_RATE))
+    t0 = time.perf_counter()
+    s = model.stream()
+    for a in range(0, len(feats), 50):       # 0.5 s chunks, as the engine pushes them
+        s.push(_slice(feats, a, a + 50))
+    s.flush()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.0, f"10 s of audio took {elapsed:.2f} s"
+
+
+def test_eval_lipsync_end_to_end_on_a_rendered_video(tmp_path, face, speech_audio):
+    """A talking video made by talkface itself (face known to track), scored by the CLI."""
+    from talkface.cli import main
+    from talkface.engine import GenerateOptions, generate
+    from talkface.video import write_video
+
+    clip = Audio(speech_audio.samples[int(0.8 * SAMPLE_RATE): int(3.3 * SAMPLE_RATE)], SAMPLE_RATE)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    frames = [f.image[::2, ::2] for f in generate(face, clip, GenerateOptions(seed=2, watermark_id=None))]
+    write_video(videos / "synthetic_talker.mp4", frames, clip, fps=25)
+    out = tmp_path / "scores.json"
+    code = main(["eval", "lipsync", "--videos", str(videos), "--json", str(out), "--plot", str(tmp_path / "plots"),
+                 "--cache", str(tmp_path / "cache")])
+    assert code == 0
+    scores = json.loads(out.read_text())
+    row = scores["videos"][0]
+    assert row["name"] == "synthetic_talker"
+    for key in ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open"):
+        assert key in row and key in scores["mean"]
+    assert abs(row["lag"]) <= 2
+    # the video's mouth was driven by this very model: the tracked opening must follow it
+    assert row["r_open"] > 0.6
+    assert (tmp_path / "plots" / "synthetic_talker.png").is_file()
+    assert list((tmp_path / "cache").glob("synthetic_talker-*.npz"))
+
+
+def test_eval_lipsync_shared_video_held_out(tmp_path):
+    from conftest import shared_path
+
+    from talkface.evaluation.lipsync_eval import evaluate
+
+    video = shared_path("videos", "video_man_suit_frontal_01.mp4")
+    out = evaluate([video], log=lambda s: None, cache=str(tmp_path))
+    row = out["videos"][0]
+    assert row["model"].startswith("fold")   # scored by a model that never saw this video
+    assert np.isfinite(row["r_open"]) and np.isfinite(row["baseline_r_open"])
+
+
+def _spoken(text: str, voice: str = "en"):
+    from talkface.audio import checked_audio, frame_time
+    from talkface.speech import speak
+
+    s = speak(text, voice=voice, rate_wpm=150)
+    return checked_audio(s.samples, s.sample_rate), s.phonemes, frame_time
+
+
+@pytest.mark.parametrize("voice,text", [("en", "Mama made a map, Bob paid a bum baby."),
+                                        ("de", "Mama und Papa baden im Meer.")])
+def test_bilabials_close_the_lips(model, voice, text):
+    audio, phonemes, frame_time = _spoken(text, voice)
+    rows = predict_track(model, extract_features(audio))
+    t = frame_time(np.arange(len(rows)))
+    closed = [rows[(t >= p.start - 0.03) & (t <= p.end + 0.03), 0].min() for p in phonemes if p.phoneme[:1] in "pbm"]
+    opened = [rows[(t >= p.start) & (t <= p.end), 0].max() for p in phonemes if p.phoneme[:1] in "aAeEoO"]
+    assert np.mean(closed) < 0.5 * np.mean(opened)
+
+
+def test_rounded_vowels_round_and_spread_vowels_spread(model):
+    out = {}
+    for key, text in (("round", "Who knew you do too, woo, soon, moon."), ("spread", "See me eat cheese, tea, key, sit.")):
+        audio, _, _ = _spoken(text)
+        rows = predict_track(model, extract_features(audio))
+        speaking = rows[rows[:, 0] > 0.1]
+        out[key] = speaking[:, 1:3].mean(axis=0)   # (lip_spread, lip_round)
+    assert out["round"][1] > out["spread"][1] + 0.05
+    assert out["spread"][0] > out["round"][0] + 0.05
+
+
+def test_sung_long_vowel_holds_the_mouth_open(model):
+    """3 s of a sustained 'aah' (glottal pulses through vowel formants) between silences."""
+    from scipy.signal import lfilter
+
+    n = 3 * SAMPLE_RATE
+    x = np.zeros(n)
+    x[:: SAMPLE_RATE // 220] = 1.0
+    for f, bw in ((750, 90), (1200, 110), (2600, 160)):
+        r = np.exp(-np.pi * bw / SAMPLE_RATE)
+        x = lfilter([1.0], [1.0, -2 * r * np.cos(2 * np.pi * f / SAMPLE_RATE), r * r], x)
+    x = 0.3 * x / np.abs(x).max() * np.minimum(1.0, np.arange(n) / 800)
+    half = np.zeros(SAMPLE_RATE // 2)
+    rows = predict_track(model, extract_features(Audio(np.concatenate([half, x, half]).astype(np.float32), SAMPLE_RATE)))
+    held = rows[75:320, 0]   # 0.75 s .. 3.2 s
+    assert held.min() > 0.2
+    assert rows[:40, 0].max() < 0.08  # silence before
