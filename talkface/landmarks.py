@@ -15,6 +15,12 @@ LIPS_UPPER_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291)
 LIPS_LOWER_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 LIPS_UPPER_INNER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LIPS_LOWER_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+# The rings of mesh points inside the lips, between the outer and inner contours (same order,
+# corner to corner): ring 2 is nearer the outer contour, ring 3 nearer the inner one.
+LIPS_UPPER_RING2 = (76, 184, 74, 73, 72, 11, 302, 303, 304, 408, 306)
+LIPS_UPPER_RING3 = (62, 183, 42, 41, 38, 12, 268, 271, 272, 407, 292)
+LIPS_LOWER_RING2 = (76, 77, 90, 180, 85, 16, 315, 404, 320, 307, 306)
+LIPS_LOWER_RING3 = (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292)
 MOUTH_CORNERS = (61, 291)
 INNER_CORNERS = (78, 308)
 LIP_UPPER_MID, LIP_LOWER_MID = 13, 14

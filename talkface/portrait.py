@@ -190,6 +190,78 @@ def head_box(points: np.ndarray, margin: float) -> tuple[float, float, float]:
     return (cx - side / 2, cy - side / 2, side)
 
 
+def fit_box(box: tuple[float, float, float], points: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
+    """Keep the square inside the picture where that costs little: an edge replicated into the
+    crop turns into streaks as soon as the head moves. The square may shrink to 1.75x the face
+    and slide off-centre; where even that leaves the picture, it overhangs as little as it can."""
+    x0, y0, side = box
+    face = max(float(np.ptp(points[:, 0])), float(np.ptp(points[:, 1])))
+    side = min(side, max(float(min(width, height)), 1.75 * face))
+    cx, cy = x0 + box[2] / 2, y0 + box[2] / 2
+    x0, y0 = cx - side / 2, cy - side / 2
+    fx0, fx1 = float(points[:, 0].min()), float(points[:, 0].max())
+    fy0, fy1 = float(points[:, 1].min()), float(points[:, 1].max())
+    pad = 0.1 * face
+    if side <= width:   # slide inside, but never so far that the face leaves the square
+        x0 = float(np.clip(x0, 0.0, width - side))
+        x0 = float(np.clip(x0, fx1 + pad - side, fx0 - pad))
+    if side <= height:
+        y0 = float(np.clip(y0, 0.0, height - side))
+        y0 = float(np.clip(y0, fy1 + 2.5 * pad - side, fy0 - pad))   # room below the chin for the jaw
+    return (x0, y0, side)
+
+
+def refine_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Where the mouth is open, the mesh often puts the inner lip contour on the teeth or in the
+    dark of the mouth. Slide each inner lip point towards its outer lip point until the pixels
+    are lip, not teeth or cavity: the lips' own texture must not carry teeth when they close."""
+    import cv2
+
+    pts = points.copy()
+    if lm.mouth_opening(pts) < 0.04:
+        return pts
+    size = image.shape[0]
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sat = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    face = lm.face_oval_mask(pts, size) > 0.5
+    if face.sum() < 50:
+        return pts
+    bright = 0.75 * float(np.percentile(grey[face], 90))
+    dark = 0.45 * float(np.median(grey[face]))
+
+    def at(img, x: float, y: float) -> float:
+        return float(img[int(round(min(max(y, 0), size - 1))), int(round(min(max(x, 0), size - 1)))])
+
+    for inner, outer in ((lm.LIPS_UPPER_INNER, lm.LIPS_UPPER_OUTER), (lm.LIPS_LOWER_INNER, lm.LIPS_LOWER_OUTER)):
+        # the lip's own colour, from the outer part of its band: teeth are whiter than that
+        samples = [pts[i, :2] + (pts[o, :2] - pts[i, :2]) * t for i, o in zip(inner[2:-2], outer[2:-2])
+                   for t in (0.7, 0.8, 0.9)]
+        lip_sat = float(np.median([at(sat, *q) for q in samples]))
+        lip_grey = float(np.median([at(grey, *q) for q in samples]))
+
+        def interior(x: float, y: float) -> bool:
+            g, sa = at(grey, x, y), at(sat, x, y)
+            teeth = g > max(bright, 1.1 * lip_grey) and sa < 0.6 * lip_sat
+            return teeth or g < min(dark, 0.5 * lip_grey)
+
+        for i, o in zip(inner[2:-2], outer[2:-2]):
+            a, b = pts[i, :2].astype(np.float64), pts[o, :2].astype(np.float64)
+            length = float(np.linalg.norm(b - a))
+            if length < 2:
+                continue
+            steps = int(np.ceil(0.45 * length))
+            moved = 0.0
+            for k in range(steps + 1):
+                t = k / max(length, 1e-6)
+                q = a + (b - a) * t
+                if not interior(q[0], q[1]):
+                    break
+                moved = t
+            if moved > 0:
+                pts[i, :2] = (a + (b - a) * min(moved + 0.5 / length, 0.45)).astype(np.float32)
+    return pts
+
+
 def analyse(image: np.ndarray, size: int = 512, face_index: int = 0, name: str = "portrait") -> Portrait:
     with _quiet_native_stderr():
         return _analyse(image, size, face_index, name)
@@ -221,7 +293,7 @@ def _analyse(image: np.ndarray, size: int, face_index: int, name: str) -> Portra
     pts_src[:, 0] += coarse[0]
     pts_src[:, 1] += coarse[1]
     # Second pass: the final crop, measured again so the points match the crop exactly.
-    box = head_box(pts_src, margin=2.0)
+    box = fit_box(head_box(pts_src, margin=2.0), pts_src, image.shape[1], image.shape[0])
     crop = square_crop(image, box, size)
     pts = mesh_points(crop)
     if pts is None:  # fall back to the first pass, mapped into the final crop
@@ -229,6 +301,7 @@ def _analyse(image: np.ndarray, size: int, face_index: int, name: str) -> Portra
         pts[:, 0] -= box[0]
         pts[:, 1] -= box[1]
         pts[:, :3] *= size / box[2]
+    pts = refine_inner_lips(crop, pts.astype(np.float32))
     mask = person_mask(crop)
     # Everything inside the face oval is person, whatever the segmenter thinks (paintings, statues).
     mask = np.maximum(mask, lm.face_oval_mask(pts, size))

@@ -99,12 +99,15 @@ class Renderer:
         self.kind_of_id = np.concatenate([kinds, [_KIND_SKIN]]).astype(np.uint8)  # last id: identity
         self.src_tri = src_xy[tri]
         self.src_area_sign = np.sign(self._areas(self.src_tri))
+        self.src_abs_area = np.abs(self._areas(self.src_tri))
+        self.donor = self._donors(tri, kinds)
 
         grid_y, grid_x = np.mgrid[0:size, 0:size].astype(np.float32)
         self.grid_x, self.grid_y = grid_x, grid_y
         self.iod = rig.iod
         self._build_eye_plates(portrait)
         self._build_mouth_palette(portrait)
+        self.warp_source = self._lips_filled(portrait)
 
     def _triangulate(self, opened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles over all control points, and what each one is (skin, mouth, an eye).
@@ -130,7 +133,9 @@ class Renderer:
         mouth = [t for t in mouth if len(set(t)) == 3]
         lips = [t for t in lips if len(set(t)) == 3]
 
-        lip_ids = set(uo + lo + ui + li)
+        # the rings inside the lips are not vertices: the bands go straight from contour to contour
+        lip_ids = set(uo + lo + ui + li + lm.LIPS_UPPER_RING2 + lm.LIPS_UPPER_RING3 + lm.LIPS_LOWER_RING2
+                      + lm.LIPS_LOWER_RING3)
         outer_ids = set(uo + lo)
         others = np.array([i for i in self.mesh_ids if i not in lip_ids or i in outer_ids])
         tri = others[Delaunay(opened[others]).simplices]
@@ -144,6 +149,8 @@ class Renderer:
         tri = np.concatenate([np.array(keep), np.array(lips), np.array(mouth)]).astype(np.int64)
         kinds = np.full(len(tri), _KIND_SKIN)
         kinds[len(tri) - len(mouth):] = _KIND_MOUTH
+        self.is_lip = np.zeros(len(tri), bool)
+        self.is_lip[len(keep):len(keep) + len(lips)] = True
         centroids = opened[tri].mean(axis=1)
         for eye in _EYES:
             poly = opened[list(eye.polygon)].astype(np.float32)
@@ -152,6 +159,27 @@ class Renderer:
                 if all(v in members for v in tri[t]) and cv2.pointPolygonTest(poly, (float(c[0]), float(c[1])), False) >= 0:
                     kinds[t] = eye.kind
         return tri, kinds
+
+    @staticmethod
+    def _donors(tri: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+        """For each mouth or eye triangle, a skin triangle sharing an edge with it (-1 if none):
+        mouth triangles prefer the upper lip's (the one nearer the top)."""
+        edges: dict[tuple[int, int], list[int]] = {}
+        for t, (a, b, c) in enumerate(tri):
+            if kinds[t] == _KIND_SKIN:
+                for e in ((a, b), (b, c), (a, c)):
+                    edges.setdefault((min(e), max(e)), []).append(t)
+        upper = set(lm.LIPS_UPPER_INNER)
+        donor = np.full(len(tri), -1, np.int64)
+        for t, (a, b, c) in enumerate(tri):
+            if kinds[t] == _KIND_SKIN:
+                continue
+            found = []
+            for e in ((a, b), (b, c), (a, c)):
+                found += [(sum(v in upper for v in e), d) for d in edges.get((min(e), max(e)), [])]
+            if found:
+                donor[t] = max(found)[1]
+        return donor
 
     @staticmethod
     def _areas(tri: np.ndarray) -> np.ndarray:
@@ -185,39 +213,192 @@ class Renderer:
             plate[region] = filled[region]
             self.eye_open_src = np.maximum(self.eye_open_src, opening.astype(np.float32))
         self.eye_plate = plate.astype(np.uint8)
+        self._build_lid_plate(portrait)
+
+    def _build_lid_plate(self, portrait: Portrait) -> None:
+        """The closed lid's skin: each eye opening (and its lash line) filled from the skin
+        around it; and each eye's lash colour, for the line a closing lid draws."""
+        pts = portrait.points
+        img = self.source.astype(np.float32)
+        plate = img.copy()
+        lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY)
+        self.lash_rgb = []
+        r_lash = max(2, int(round(0.05 * self.iod)))
+        for eye in _EYES:
+            opening = lm.polygon_mask(pts[list(eye.polygon)], self.size) > 0.5
+            near = cv2.dilate(opening.astype(np.uint8), np.ones((2 * r_lash + 1, 2 * r_lash + 1), np.uint8)).astype(bool)
+            around = cv2.dilate(opening.astype(np.uint8), np.ones((6 * r_lash + 1, 6 * r_lash + 1), np.uint8)).astype(bool)
+            # the lid is the skin above the eye coming down: sample above the eye, beside it a little
+            centre_y = pts[list(eye.polygon), 1].mean()
+            known = around & ~near & (self.grid_y < centre_y)
+            # skin only: drop the darker pixels (lashes, brows, crease shadow)
+            if known.sum() > 8:
+                known &= lum >= np.percentile(lum[known], 45)
+            if known.sum() > 8:
+                filled = _fill_from(known, img, near)
+                plate[near] = filled[near]
+            # lash colour: the darkest pixels along the upper lid margin
+            margin = lm.polygon_mask(pts[list(eye.polygon[: len(eye.polygon) // 2 + 1])], self.size)
+            band = cv2.dilate(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~cv2.erode(
+                opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            vals = self.source[band].reshape(-1, 3).astype(np.float32)
+            if len(vals) > 4:
+                l = vals @ np.array([0.299, 0.587, 0.114], np.float32)
+                lash = vals[l <= np.percentile(l, 20)].mean(axis=0)
+            else:
+                lash = np.array([40, 30, 28], np.float32)
+            self.lash_rgb.append(lash.astype(np.float32))
+            del margin
+        self.lid_plate = cv2.GaussianBlur(plate, (0, 0), 0.6).astype(np.uint8)
+
+    def _lips_filled(self, portrait: Portrait) -> np.ndarray:
+        """The image the warp samples: the source with its mouth opening (teeth, dark) filled with
+        the lips' own colour. Closed or nearly closed lips then never show a seam of teeth where
+        the lip triangles reach a pixel past the source's inner lip line; the interior layer
+        (drawn teeth, or the portrait's own from the untouched source) covers the open mouth."""
+        pts = portrait.points
+        if lm.mouth_opening(pts) < 0.02:
+            return self.source
+        opening = lm.polygon_mask(pts[list(_INNER_MOUTH)], self.size) > 0.2
+        fill = cv2.dilate(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        lips = lm.polygon_mask(pts[list(lm.LIPS_UPPER_OUTER) + list(reversed(lm.LIPS_LOWER_OUTER[1:-1]))], self.size) > 0.5
+        known = lips & ~cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if known.sum() < 10:
+            return self.source
+        # fill column by column from the nearest lip pixels (a lip is a vertical gradient), then smooth
+        filled = _fill_from(known, self.source.astype(np.float32), fill)
+        out = self.source.copy()
+        out[fill] = np.clip(filled[fill], 0, 255).astype(np.uint8)
+        return out
 
     def _build_mouth_palette(self, portrait: Portrait) -> None:
+        """Colours for the synthesized mouth interior, taken from the face so they match its
+        lighting and style (a grey photo or a painting gets grey or painted teeth), and the
+        portrait's own teeth when its mouth shows them."""
         pts = portrait.points
-        cheek = lm.polygon_mask(pts[list(lm.FACE_OVAL)], self.size) > 0.5
-        skin = self.source[cheek].reshape(-1, 3).astype(np.float32)
-        self.skin_rgb = np.median(skin, axis=0) if len(skin) else np.array([180, 140, 120], np.float32)
-        lum = float(self.skin_rgb @ np.array([0.299, 0.587, 0.114]))
-        self.light = float(np.clip(lum / 165.0, 0.45, 1.15))
-        lip = pts[list(lm.LIPS_LOWER_OUTER[2:-2]), :2].mean(axis=0).astype(int)
-        self.lip_rgb = self.source[np.clip(lip[1], 0, self.size - 1), np.clip(lip[0], 0, self.size - 1)].astype(np.float32)
+        face = lm.polygon_mask(pts[list(lm.FACE_OVAL)], self.size) > 0.5
+        skin = self.source[face].reshape(-1, 3).astype(np.float32)
+        if len(skin) < 16:
+            skin = self.source.reshape(-1, 3).astype(np.float32)
+        self.skin_rgb = np.median(skin, axis=0)
+        lum = skin @ np.array([0.299, 0.587, 0.114], np.float32)
+        lum_med, lum_hi = float(np.median(lum)), float(np.percentile(lum, 95))
+        self.light = float(np.clip(lum_med / 165.0, 0.35, 1.2))
+        # how colourful the face is: 0 for a grey or sepia picture, 1 for a normal photo
+        chroma = np.abs(skin - lum[:, None]).mean()
+        self.colour = float(np.clip(chroma / 18.0, 0.0, 1.0))
+        # enamel: near white, tinted by the picture's own light (ivory under warm light, paint...)
+        tint = self.skin_rgb / max(float(self.skin_rgb @ np.array([0.299, 0.587, 0.114])), 1.0)
+        enamel = 0.55 * np.array([1.0, 0.985, 0.94], np.float32) + 0.45 * tint
+        enamel *= np.clip(0.5 * (lum_med + lum_hi), 70, 232) / float(enamel @ np.array([0.299, 0.587, 0.114]))
+        self.enamel = self._style(enamel)
+        self.cavity_rgb = self._style(np.array([66, 26, 28], np.float32) * self.light)
+        self.tongue_rgb = self._style(np.array([150, 78, 80], np.float32) * self.light)
+        self.own_teeth = self._own_teeth(portrait)
+        # the picture's own fine grain (film, paint, stone), laid over what is drawn so it matches
+        grey = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        self.grain = np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
+
+    def _style(self, rgb: np.ndarray) -> np.ndarray:
+        grey = float(rgb @ np.array([0.299, 0.587, 0.114]))
+        tint = self.skin_rgb / max(float(self.skin_rgb @ np.array([0.299, 0.587, 0.114])), 1.0)
+        # in a grey/sepia picture, colours become the picture's own tone at the same brightness
+        return (self.colour * rgb + (1 - self.colour) * grey * tint).astype(np.float32)
+
+    def _mouth_frame(self, xy: np.ndarray):
+        """Mouth-aligned frame: centre, unit axis corner to corner, its normal (down), half width."""
+        left, right = xy[78].astype(np.float64), xy[308].astype(np.float64)
+        centre = (left + right) / 2
+        axis = right - left
+        half_w = max(np.linalg.norm(axis) / 2, 1.0)
+        ux = axis / (2 * half_w)
+        return centre, ux, np.array([-ux[1], ux[0]]), half_w
+
+    @staticmethod
+    def _lip_line(xy, ids, centre, ux, vy, half_w, u):
+        p = xy[list(ids)].astype(np.float64) - centre
+        pu = (p @ ux) / half_w
+        pv = p @ vy
+        order = np.argsort(pu)
+        return np.interp(u, pu[order], pv[order])
+
+    def _own_teeth(self, portrait: Portrait):
+        """The portrait's own teeth, if its mouth shows them: the opening split into an upper
+        half (moves with the upper lip) and a lower half (moves with the jaw)."""
+        pts = portrait.points.astype(np.float64)
+        iod = self.iod
+        opening = lm.polygon_mask(pts[list(_INNER_MOUTH)], self.size)
+        inner = cv2.erode((opening > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if inner.sum() < max(60, 0.004 * iod * iod) or lm.mouth_opening(pts) < 0.14:   # a sliver of teeth splits badly
+            return None
+        lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        hsv = cv2.cvtColor(self.source, cv2.COLOR_RGB2HSV)
+        face = lm.polygon_mask(pts[list(lm.FACE_OVAL)], self.size) > 0.5
+        bright = (lum > 0.72 * np.percentile(lum[face], 90)) & (hsv[..., 1] < 100)
+        if bright[inner].mean() < 0.35:
+            return None
+        centre, ux, vy, half_w = self._mouth_frame(pts[:, :2])
+        gy, gx = self.grid_y - centre[1], self.grid_x - centre[0]
+        u = (gx * ux[0] + gy * ux[1]) / half_w
+        v = gx * vy[0] + gy * vy[1]
+        v_up = self._lip_line(pts[:, :2], lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, u)
+        v_lo = self._lip_line(pts[:, :2], lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, u)
+        split = 0.5 * (v_up + v_lo)
+        # keep the lip's own colour out: shrink the opening a little, soft edge
+        soft = np.clip(cv2.GaussianBlur(inner.astype(np.float32), (0, 0), 1.0) * 2 - 0.6, 0, 1)
+        upper = soft * np.clip(split - v + 0.5, 0, 1)
+        lower = soft * np.clip(v - split + 0.5, 0, 1)
+        return {"centre": centre, "ux": ux, "vy": vy,
+                "v_up0": float(self._lip_line(pts[:, :2], lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]),
+                "v_lo0": float(self._lip_line(pts[:, :2], lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]),
+                "upper": upper.astype(np.float32), "lower": lower.astype(np.float32)}
+
 
     # ------------------------------------------------------------------ per frame
     def render(self, targets: Targets, expression: Expression | None = None) -> np.ndarray:
         dst_xy = targets.xy.astype(np.float64)
         dst_tri = dst_xy[self.triangles]
         coef = _affine_from_triangles(dst_tri, self.src_tri)
-        coef = np.concatenate([coef, np.array([[1, 0, 0, 0, 1, 0]], np.float32)])  # identity for uncovered pixels
-
-        # draw far triangles first so the near ones win where a turn folds the mesh; skip flipped ones
         area = self._areas(dst_tri)
-        valid = (np.sign(area) == self.src_area_sign) & (np.abs(area) > 1e-3) | (self.kinds != _KIND_SKIN)
+        # The mouth opening and a squeezed eye take their warp from the lip or lid next to them:
+        # a nearly flat triangle's own affine magnifies a sliver of the source into streaks.
+        squeezed = (self.donor >= 0) & ((self.kinds == _KIND_MOUTH) | (np.abs(area) < 0.35 * self.src_abs_area))
+        coef[squeezed] = coef[self.donor[squeezed]]
+        coef = np.concatenate([coef, np.array([[1, 0, 0, 0, 1, 0]], np.float32)])  # identity: never used after the gap fill
+
+        # draw far triangles first so the near ones win where a turn folds the mesh; a skin
+        # triangle turned away from the camera (flipped) is not drawn: the hole it leaves takes
+        # the warp of the nearest front-facing one, which continues the surface without a crease
+        valid = (np.abs(area) > 1e-3) & ((np.sign(area) == self.src_area_sign) | (self.kinds != _KIND_SKIN) | self.is_lip)
         depth = targets.depth[self.triangles].mean(axis=1)
         order = np.argsort(-depth)
-        ids = np.full((self.size, self.size), len(self.triangles), np.int32)
+        gap = len(self.triangles)
+        ids = np.full((self.size, self.size), gap, np.int32)
         fixed = np.round(dst_tri * 16).astype(np.int32)
         for t in order:
             if valid[t]:
                 cv2.fillConvexPoly(ids, fixed[t], int(t), lineType=cv2.LINE_8, shift=4)
+        holes = ids == gap
+        if holes.any():  # pixels no triangle covers (a fold, a closed mouth or eye): the nearest covered pixel's
+            ys, xs = np.nonzero(holes)
+            pad = 8
+            y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, self.size)
+            x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, self.size)
+            sub_holes = holes[y0:y1, x0:x1]
+            sub_ids = ids[y0:y1, x0:x1]
+            if (~sub_holes).any():
+                _, labels = cv2.distanceTransformWithLabels(sub_holes.astype(np.uint8), cv2.DIST_L2, 3,
+                                                            labelType=cv2.DIST_LABEL_PIXEL)
+                covered = np.flatnonzero(~sub_holes.ravel())   # labels number the covered pixels in scan order
+                flat = sub_ids.ravel().copy()
+                hole_idx = np.flatnonzero(sub_holes.ravel())
+                flat[hole_idx] = flat[covered[labels.ravel()[hole_idx] - 1]]
+                ids[y0:y1, x0:x1] = flat.reshape(sub_ids.shape)
 
         c = coef[ids]
         map_x = c[..., 0] * self.grid_x + c[..., 1] * self.grid_y + c[..., 2]
         map_y = c[..., 3] * self.grid_x + c[..., 4] * self.grid_y + c[..., 5]
-        frame = cv2.remap(self.source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.remap(self.warp_source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         kind = self.kind_of_id[ids]
         for eye in _EYES:
             self._draw_eye(frame, kind, eye, targets)
@@ -231,35 +412,90 @@ class Renderer:
 
     def _draw_eye(self, frame: np.ndarray, kind: np.ndarray, eye: _Eye, targets: Targets) -> None:
         poly = targets.xy[list(eye.polygon)]
-        x0, y0, x1, y1 = self._bbox(poly, 3)
+        rest_poly = targets.lids_open[list(eye.polygon)] if targets.lids_open is not None else poly
+        x0, y0, x1, y1 = self._bbox(np.concatenate([poly, rest_poly]), 4)
         if x1 <= x0 or y1 <= y0:
             return
         mask = (kind[y0:y1, x0:x1] == eye.kind).astype(np.float32)
-        if not mask.any():
-            return
         a, b = eye.corners
         m = _similarity(self.src_xy[a], self.src_xy[b], targets.xy[a].astype(np.float64), targets.xy[b].astype(np.float64))
         gx, gy = self.grid_x[y0:y1, x0:x1], self.grid_y[y0:y1, x0:x1]
         sx = m[0, 0] * gx + m[0, 1] * gy + m[0, 2]
         sy = m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
-        eyeball = cv2.remap(self.eye_plate, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-
-        # the iris: from the source, centred on its target position, clipped by the lids
-        k = 0 if eye.kind == _KIND_EYE_R else 1
-        c_src, radius = self.iris_src[k]
-        c_dst = targets.xy[eye.iris[0]]
-        scale = np.hypot(m[0, 0], m[1, 0])
-        ix = c_src[0] + (gx - c_dst[0]) * scale
-        iy = c_src[1] + (gy - c_dst[1]) * scale
-        iris = cv2.remap(self.source, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        r = np.hypot(ix - c_src[0], iy - c_src[1])
-        visible_src = cv2.remap(self.eye_open_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        alpha_iris = np.clip((radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
-        eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
-        # soft lid edges, and the shadow the upper lid casts on the eyeball
-        mask = cv2.GaussianBlur(mask, (0, 0), 0.7)
         region = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (region * (1 - mask[..., None]) + eyeball * mask[..., None]).astype(np.uint8)
+        if mask.any():
+            eyeball = cv2.remap(self.eye_plate, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            # the iris: from the source, centred on its target position, clipped by the lids
+            k = 0 if eye.kind == _KIND_EYE_R else 1
+            c_src, radius = self.iris_src[k]
+            c_dst = targets.xy[eye.iris[0]]
+            scale = np.hypot(m[0, 0], m[1, 0])
+            ix = c_src[0] + (gx - c_dst[0]) * scale
+            iy = c_src[1] + (gy - c_dst[1]) * scale
+            iris = cv2.remap(self.source, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            r = np.hypot(ix - c_src[0], iy - c_src[1])
+            visible_src = cv2.remap(self.eye_open_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            alpha_iris = np.clip((radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
+            eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
+            # the upper lid's shadow on the eyeball
+            upper = targets.xy[list(eye.polygon[: len(eye.polygon) // 2 + 1])]
+            top = np.interp(gx, *self._sorted_line(upper))
+            shade = 1 - 0.18 * np.exp(-np.maximum(gy - top, 0) / (0.03 * self.iod * scale ** -1 + 1e-6))
+            eyeball *= shade[..., None]
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.7)
+            region = region * (1 - mask[..., None]) + eyeball * mask[..., None]
+        if targets.lids_open is not None:
+            region = self._draw_lid(region, mask, eye, targets, rest_poly, sx, sy, x0, y0)
+        frame[y0:y1, x0:x1] = np.clip(region, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _sorted_line(pts: np.ndarray):
+        order = np.argsort(pts[:, 0])
+        return pts[order, 0], pts[order, 1]
+
+    def _draw_lid(self, region, open_mask, eye: _Eye, targets: Targets, rest_poly, sx, sy, x0, y0):
+        """Where a blink covers what was eye at rest: lid skin (the eye opening filled with the
+        lid's own skin), darker towards its edge, and a lash line along the moving lid margin."""
+        h, w = region.shape[:2]
+        n_up = len(eye.polygon) // 2 + 1
+        gap_rest = np.linalg.norm(rest_poly[4] - rest_poly[-4]) + 1e-6   # mid upper vs mid lower lid at rest
+        closed = float(np.clip(1 - np.linalg.norm(targets.xy[eye.polygon[4]] - targets.xy[eye.polygon[-4]]) / gap_rest, 0, 1))
+        scale = float(np.hypot(*(targets.xy[eye.corners[1]] - targets.xy[eye.corners[0]])) /
+                      (np.hypot(*(self.src_xy[eye.corners[1]] - self.src_xy[eye.corners[0]])) + 1e-6))
+        lid_px = max(0.03 * self.iod * scale, 1.0)
+        # what the lid now covers: the eye at rest, reaching a little above its rest line as the lid
+        # closes (the source's own lashes, stretched down by the warp, go under the new skin)
+        cover_poly = rest_poly.astype(np.float64).copy()
+        lift = 1.6 * lid_px * min(1.0, 2.0 * closed)
+        cover_poly[1:n_up - 1, 1] -= lift * np.sin(np.linspace(0, np.pi, n_up)[1:-1])
+        rest = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(rest, [np.round((cover_poly - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        rest_f = cv2.GaussianBlur(rest.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.4 * lid_px))
+        covered = np.clip(rest_f - open_mask, 0, 1)
+        if covered.max() < 0.05:
+            return region
+        k = 0 if eye.kind == _KIND_EYE_R else 1
+        skin = cv2.remap(self.lid_plate, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        # the lid margin: the current upper lid line; skin darkens slightly towards it
+        upper = targets.xy[list(eye.polygon[:n_up])].astype(np.float64) - [x0, y0]
+        gx = np.arange(w, dtype=np.float64)[None, :].repeat(h, 0)
+        gy = np.arange(h, dtype=np.float64)[:, None].repeat(w, 1)
+        margin = np.interp(gx, *self._sorted_line(upper))
+        dist = margin - gy     # > 0 above the margin (on the lid)
+        skin *= (1 - 0.1 * np.exp(-np.maximum(dist, 0) / (2 * lid_px)))[..., None]
+        # the filled lid is smooth: give it the picture's grain back
+        h0, w0 = region.shape[:2]
+        skin += 0.8 * self.grain[y0:y0 + h0, x0:x0 + w0, None]
+        region = region * (1 - covered[..., None]) + skin * covered[..., None]
+        # lash line: dark, soft, thickest in the middle of the lid, as strong as the lid is closed
+        if closed > 0.02:
+            lo, hi = upper[:, 0].min(), upper[:, 0].max()
+            along = np.clip((gx - lo) / max(hi - lo, 1.0), 0, 1)
+            thick = lid_px * (0.5 + 0.7 * np.sin(np.pi * along))
+            line = np.exp(-((gy - margin - 0.3 * lid_px) / thick) ** 2) * (gx >= lo) * (gx <= hi)
+            alpha = (0.85 * min(1.0, 2.5 * closed) * line)[..., None]
+            region = region * (1 - alpha) + self.lash_rgb[k] * alpha
+        return region
 
     def _draw_mouth(self, frame: np.ndarray, kind: np.ndarray, targets: Targets) -> None:
         xy = targets.xy
@@ -271,56 +507,84 @@ class Renderer:
         if mask.sum() < 2:
             return
         iod_now = self.iod * float(np.linalg.norm(xy[263] - xy[33]) / (np.linalg.norm(self.src_xy[263] - self.src_xy[33]) + 1e-6))
-        left, right = xy[78].astype(np.float64), xy[308].astype(np.float64)
-        centre = (left + right) / 2
-        axis = right - left
-        half_w = max(np.linalg.norm(axis) / 2, 1.0)
-        ux = axis / (2 * half_w)
-        vy = np.array([-ux[1], ux[0]])
+        centre, ux, vy, half_w = self._mouth_frame(xy)
         gx, gy = self.grid_x[y0:y1, x0:x1] - centre[0], self.grid_y[y0:y1, x0:x1] - centre[1]
         u = (gx * ux[0] + gy * ux[1]) / half_w        # -1..1 corner to corner
         v = gx * vy[0] + gy * vy[1]                    # pixels, down is positive
-
-        def lip_line(ids):
-            p = xy[list(ids)].astype(np.float64) - centre
-            pu = (p @ ux) / half_w
-            pv = p @ vy
-            order = np.argsort(pu)
-            return np.interp(u, pu[order], pv[order])
-
-        v_up = lip_line(lm.LIPS_UPPER_INNER)
-        v_lo = lip_line(lm.LIPS_LOWER_INNER)
+        v_up = self._lip_line(xy, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, u)
+        v_lo = self._lip_line(xy, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, u)
         opening = np.maximum(v_lo - v_up, 0)
-        light = self.light
-        # cavity: dark, warm, darkest at the back
-        depth = np.clip(1 - np.abs(u) ** 2, 0, 1) * np.clip(opening / (0.25 * iod_now + 1e-6), 0, 1)
-        cavity = np.array([70, 28, 30], np.float32) * light * (1 - 0.55 * depth)[..., None]
-        out = np.broadcast_to(cavity, u.shape + (3,)).copy()
-        # tongue: low in the mouth, visible when it opens wide
-        tongue_top = v_lo - 0.16 * iod_now
-        t_alpha = np.clip((v - tongue_top) / 2.0, 0, 1) * np.clip(1 - np.abs(u) / 0.75, 0, 1) ** 0.5
-        tongue = np.array([160, 78, 80], np.float32) * light * (0.75 + 0.25 * np.clip((v - tongue_top) / (0.1 * iod_now), 0, 1))[..., None]
-        out = out * (1 - t_alpha[..., None]) + tongue * t_alpha[..., None]
-        # teeth: upper set hangs from the upper lip, lower set rises from the lower lip
-        tooth_w = 0.105 * iod_now / half_w
-        gaps = 1 - 0.13 * np.exp(-(((np.abs(u) + tooth_w / 2) % tooth_w - tooth_w / 2) / (0.008 * iod_now / half_w)) ** 2)
-        side_shade = np.clip(1 - 0.65 * np.abs(u) ** 2, 0, 1)
-        enamel = np.array([236, 230, 214], np.float32) * light
-        up_h = 0.12 * iod_now
-        up_alpha = np.clip((v_up + up_h - v) / 1.5, 0, 1) * np.clip(np.abs(1 - np.abs(u)) / 0.2, 0, 1) * (np.abs(u) < 0.9)
-        up_shade = (0.55 + 0.45 * np.clip((v - v_up) / (0.05 * iod_now), 0, 1)) * side_shade * gaps
-        out = out * (1 - up_alpha[..., None]) + enamel * up_shade[..., None] * up_alpha[..., None]
-        lo_h = 0.09 * iod_now
-        lo_alpha = np.clip((v - (v_lo - lo_h)) / 1.5, 0, 1) * (np.abs(u) < 0.75) * np.clip(opening / (0.18 * iod_now), 0, 1)
-        lo_shade = 0.62 * side_shade * gaps
-        out = out * (1 - lo_alpha[..., None]) + enamel * lo_shade[..., None] * lo_alpha[..., None]
+        gap_mid = float(self._lip_line(xy, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]
+                        - self._lip_line(xy, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
+        au = np.abs(u)
 
-        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8)
+        # cavity: dark, darkest at the back (the middle of a wide opening)
+        depth = np.clip(1 - au ** 2, 0, 1) * np.clip(opening / (0.25 * iod_now + 1e-6), 0, 1)
+        out = self.cavity_rgb * (1 - 0.6 * depth)[..., None]
+        # tongue: low in the mouth, its tip curving up at the middle, lit from the front
+        tongue_top = v_lo - 0.15 * iod_now * (1 - 0.5 * au ** 2)
+        t_alpha = np.clip((v - tongue_top) / 2.0, 0, 1) * np.clip((0.8 - au) / 0.2, 0, 1)
+        t_alpha *= np.clip((gap_mid - 0.12 * iod_now) / (0.1 * iod_now), 0, 1)
+        t_shade = 0.6 + 0.4 * np.clip((v - tongue_top) / (0.08 * iod_now), 0, 1)
+        out = out * (1 - t_alpha[..., None]) + self.tongue_rgb * t_shade[..., None] * t_alpha[..., None]
+
+        if self.own_teeth is not None:
+            out = self._own_teeth_layer(out, u, v, half_w, xy, iod_now, x0, y0, x1, y1)
+        else:
+            out = self._drawn_teeth_layer(out, u, v, v_up, v_lo, opening, iod_now)
+
+        # as soft and as grainy as the picture around it
+        out = cv2.GaussianBlur(out.astype(np.float32), (0, 0), 0.6) + 0.8 * self.grain[y0:y1, x0:x1, None]
+        # the opening fades in over its first pixel or two: closed lips show no seam
+        alpha = cv2.GaussianBlur(mask, (0, 0), 0.8) * float(np.clip((gap_mid - 0.01 * iod_now) / (0.03 * iod_now), 0, 1))
         region = frame[y0:y1, x0:x1].astype(np.float32)
         # the inner edge of the lips falls into shadow where the mouth opens
         ring = np.clip(cv2.GaussianBlur(mask, (0, 0), 2.0) - alpha, 0, 1)
-        region *= (1 - 0.35 * ring)[..., None]
+        region *= (1 - 0.3 * ring)[..., None]
         frame[y0:y1, x0:x1] = np.clip(region * (1 - alpha[..., None]) + out * alpha[..., None], 0, 255).astype(np.uint8)
+
+    def _drawn_teeth_layer(self, out, u, v, v_up, v_lo, opening, iod_now):
+        """Upper and lower teeth on a curved arch: teeth narrow and darken towards the corners."""
+        au = np.abs(u)
+        theta_max = np.radians(72)
+        theta = np.arcsin(np.clip(u, -1, 1) * np.sin(theta_max))     # angle round the arch
+        step = np.radians(13.0)                                      # one tooth
+        frac = np.abs(theta) / step
+        edge = np.abs(frac - np.round(frac)) * step                  # angle to the nearest tooth boundary
+        seam = 1 - 0.22 * np.exp(-(edge / np.radians(1.4)) ** 2)
+        bump = np.exp(-(edge / (0.3 * step)) ** 2)                    # rounded tooth corners
+        side = np.clip(1 - 0.7 * au ** 2.2, 0, 1)
+        # upper teeth hang from the upper lip, in its shadow at the top
+        up_h = 0.115 * iod_now * (1 - 0.45 * au ** 2) - 0.012 * iod_now * bump
+        up_alpha = np.clip((v_up + up_h - v) / 1.2, 0, 1) * np.clip((0.92 - au) / 0.12, 0, 1)
+        up_shade = (0.62 + 0.38 * np.clip((v - v_up) / (0.045 * iod_now), 0, 1)) * side * seam
+        out = out * (1 - up_alpha[..., None]) + self.enamel * up_shade[..., None] * up_alpha[..., None]
+        # lower teeth rise from behind the lower lip, in shadow, shown once the mouth is open
+        lo_h = 0.06 * iod_now * (1 - 0.5 * au ** 2) - 0.008 * iod_now * bump
+        lo_alpha = (np.clip((v - (v_lo - lo_h)) / 1.2, 0, 1) * np.clip((0.72 - au) / 0.12, 0, 1)
+                    * np.clip((opening - 0.1 * iod_now) / (0.1 * iod_now), 0, 1))
+        lo_shade = 0.66 * side * seam
+        return out * (1 - lo_alpha[..., None]) + self.enamel * lo_shade[..., None] * lo_alpha[..., None]
+
+    def _own_teeth_layer(self, out, u, v, half_w, xy, iod_now, x0, y0, x1, y1):
+        """The portrait's own teeth: the upper half rides on the upper lip, the lower on the jaw,
+        scaled with the face; the cavity shows between them."""
+        t = self.own_teeth
+        k = self.iod / max(iod_now, 1e-6)
+        centre, ux, vy, _ = self._mouth_frame(xy)
+        v_up0 = float(self._lip_line(xy, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
+        v_lo0 = float(self._lip_line(xy, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
+        along = u * half_w * k
+        layers = []
+        for key, v_src0, v_dst0 in (("lower", t["v_lo0"], v_lo0), ("upper", t["v_up0"], v_up0)):
+            vs = v_src0 + (v - v_dst0) * k
+            sx = (t["centre"][0] + t["ux"][0] * along + t["vy"][0] * vs).astype(np.float32)
+            sy = (t["centre"][1] + t["ux"][1] * along + t["vy"][1] * vs).astype(np.float32)
+            rgb = cv2.remap(self.source, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            a = cv2.remap(t[key], sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            shade = 0.85 if key == "lower" else 1.0
+            out = out * (1 - a[..., None]) + rgb * shade * a[..., None]
+        return out
 
 
 def render_motion(renderer: Renderer, motion: MotionFrame) -> np.ndarray:

@@ -26,6 +26,7 @@ class Targets:
 
     xy: np.ndarray     # (N, 2) float32 target pixel positions
     depth: np.ndarray  # (N,) float32, larger is farther from the camera (draw order)
+    lids_open: np.ndarray | None = None  # (478, 2) the mesh with the lids at rest (no blink/eye_open), same pose
 
 
 def _smooth_depth(points: np.ndarray, passes: int = 4) -> np.ndarray:
@@ -48,18 +49,51 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def _follow_lip_rings(field: np.ndarray) -> None:
+    """In place: each lip-ring point takes the blend of its outer and inner contour points'
+    displacement (ring 2: 2/3 outer, ring 3: 1/3 outer)."""
+    for outer, inner, r2, r3 in ((lm.LIPS_UPPER_OUTER, lm.LIPS_UPPER_INNER, lm.LIPS_UPPER_RING2, lm.LIPS_UPPER_RING3),
+                                 (lm.LIPS_LOWER_OUTER, lm.LIPS_LOWER_INNER, lm.LIPS_LOWER_RING2, lm.LIPS_LOWER_RING3)):
+        for k in range(1, len(outer) - 1):
+            o, i = field[outer[k]], field[inner[k]]
+            field[r2[k]] = (2 * o + i) / 3
+            field[r3[k]] = (o + 2 * i) / 3
+
+
+def _spread_field(c: np.ndarray, field: np.ndarray, sigma: float, frozen: set[int]) -> np.ndarray:
+    """Extend a displacement field from the points it moves to the still points near them:
+    Gaussian-weighted average of the moved points' displacements, fading with distance."""
+    moved = np.flatnonzero(np.abs(field).sum(axis=1) > 1e-9)
+    still = np.array([i for i in range(len(c)) if i not in frozen and i not in set(moved.tolist())])
+    if len(moved) == 0 or len(still) == 0:
+        return field
+    d2 = ((c[still, None, :2] - c[None, moved, :2]) ** 2).sum(axis=2) / sigma ** 2
+    w = np.exp(-d2)
+    avg = (w @ field[moved]) / (w.sum(axis=1, keepdims=True) + 1e-12)
+    fade = np.exp(-d2.min(axis=1))[:, None]
+    out = field.copy()
+    out[still] = avg * fade
+    return out
+
+
 class FaceRig:
     """Built once per portrait; `targets(motion)` is called once per frame."""
 
+    DEPTH_GAIN = 1.4
     RING_FACTORS = (1.3, 1.75, 2.4)
     RING_FOLLOW = (1.0, 0.6, 0.2)
 
     def __init__(self, portrait: Portrait) -> None:
         size = portrait.size
-        pts = _smooth_depth(portrait.points.astype(np.float64))
+        pts = _smooth_depth(portrait.points.astype(np.float64), passes=2)
+        # MediaPipe's depth is flatter than a real head: with its raw relief a commanded 20 degree
+        # turn reads as ~13 on the rendered face (measured with the same face mesh)
+        z_mid = np.median(pts[:, 2])
+        pts[:, 2] = z_mid + (pts[:, 2] - z_mid) * self.DEPTH_GAIN
         self.size = size
         self.iod = lm.interocular(pts)
         self.rest_rotation = lm.head_rotation(pts)
+        self.rest_yaw = lm.rotation_to_angles(self.rest_rotation)[0]
         oval = pts[list(lm.FACE_OVAL)]
         face_w = np.ptp(oval[:, 0])
         # Pivot: about the middle of the skull, behind the face, at ear height.
@@ -75,6 +109,7 @@ class FaceRig:
         self.ring_canonical = (self.ring_canonical - self.pivot) @ self.rest_rotation
         self.ring_follow = ring_follow
         self.basis = self._expression_basis()  # (K, 478, 3) in the head frame
+        self._lid_k = [EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right", "eye_open")]
         # ring points borrow a share of the nearby face's expression (the jaw pulls the neck)
         self.ring_basis = np.einsum("rn,knc->krc", ring_weights, self.basis)
         self.rest_depth = np.concatenate([pts[:, 2], ring_z, np.full(len(border), pts[:, 2].max() + 100)])
@@ -86,34 +121,111 @@ class FaceRig:
         centre = oval[:, :2].mean(axis=0)
         mask = cv2.GaussianBlur(portrait.person_mask, (0, 0), 6)
         xy, z, follow, weights = [], [], [], []
+        inner = []       # per ring point: index (in all control points) of the point inside it on its ray
+        last_level: dict[int, int] = {}
         chin_y = pts[lm.CHIN, 1]
         for factor, base_follow in zip(self.RING_FACTORS, self.RING_FOLLOW):
+            level: dict[int, int] = {}
             for i in range(0, len(lm.FACE_OVAL), 2):
                 p = oval[i]
                 q = centre + (p[:2] - centre) * factor
-                if not (-0.1 * self.size <= q[0] <= 1.1 * self.size and -0.1 * self.size <= q[1] <= 1.1 * self.size):
+                # only inside the frame (clear of its edge): the frame's border points must be the
+                # hull, or moving ring points outside it would move the frame's edge pixels
+                lo, hi = self.RING_CLEAR * self.size, (1 - self.RING_CLEAR) * (self.size - 1)
+                if not (lo <= q[0] <= hi and lo <= q[1] <= hi):
                     continue
                 qi = np.clip(np.round(q).astype(int), 0, self.size - 1)
                 on_person = float(mask[qi[1], qi[0]])
                 w = base_follow * _smoothstep((on_person - 0.2) / 0.6)
                 if q[1] > chin_y:  # below the chin: neck and shoulders belong to the body more than the head
                     w *= 0.5
+                inner.append(last_level.get(i, lm.FACE_OVAL[i]) if factor != self.RING_FACTORS[0] else lm.FACE_OVAL[i])
+                level[i] = N_MESH + len(xy)
                 xy.append(q)
                 z.append(p[2])
                 follow.append(w)
                 row = np.zeros(N_MESH)
                 row[lm.FACE_OVAL[i]] = 0.6 * (factor == self.RING_FACTORS[0]) * w
                 weights.append(row)
+            last_level = level
+        self.ring_inner = np.array(inner, np.int64)
         return np.array(xy), np.array(z), np.array(follow), np.array(weights)
 
+    BORDER_INSET = 0.025   # a second fixed frame this far in (fraction of the size): the strip between
+    RING_CLEAR = 0.07      # it and the edge never moves; ring points stay this far from the edge
+
+    @classmethod
+    def _border_points(cls, size: int, per_side: int = 16) -> np.ndarray:
+        """Fixed points on the frame's edge and on a frame just inside it: every triangle touching
+        the edge has only fixed corners, so the frame's border pixels never change."""
+        frames = []
+        for inset in (0.0, cls.BORDER_INSET * size):
+            t = np.linspace(inset, size - 1 - inset, per_side + 1)
+            lo = np.full_like(t, inset)
+            hi = np.full_like(t, size - 1.0 - inset)
+            frames.append(np.concatenate([np.stack([t, lo], 1), np.stack([t, hi], 1),
+                                          np.stack([lo, t], 1), np.stack([hi, t], 1)]))
+        return np.unique(np.round(np.concatenate(frames), 3), axis=0)
+
     @staticmethod
-    def _border_points(size: int, per_side: int = 8) -> np.ndarray:
-        t = np.linspace(0, size - 1, per_side + 1)
-        e = np.full_like(t, size - 1.0)
-        z = np.zeros_like(t)
-        pts = np.concatenate([np.stack([t, z], 1), np.stack([t, e], 1), np.stack([z, t], 1), np.stack([e, t], 1)])
-        # one margin outside the frame too, so edge triangles are never degenerate
-        return np.unique(np.round(pts, 3), axis=0)
+    def _limited(delta: float, rest: float, knee: float, limit: float) -> float:
+        """A turn relative to the portrait, eased so the head's total angle (its own pose plus
+        the turn) stays under `limit`: a 2-D warp of an already-turned face cannot show its far
+        side, and past ~35 degrees it tears. Identity while the total stays under `knee`."""
+        total = rest + delta
+        if abs(total) <= knee or abs(total) <= abs(rest):   # turning back towards frontal is always free
+            return delta
+        span = limit - knee
+        eased = np.sign(total) * (knee + span * np.tanh((abs(total) - knee) / span))
+        if abs(rest) > knee:    # the portrait itself is past the knee: ease from where it is
+            eased = np.sign(total) * (abs(rest) + (limit - abs(rest)) * np.tanh((abs(total) - abs(rest)) / max(limit - abs(rest), 1.0)))
+        return float(eased - rest)
+
+    def _keep_inside(self, xy: np.ndarray) -> np.ndarray:
+        """Moving points ease to a stop before the fixed frame inside the border (a soft wall, so
+        a jaw opening near the frame's edge compresses the skin there instead of folding it)."""
+        wall = (self.BORDER_INSET + 0.008) * self.size
+        soft = 0.03 * self.size
+        out = xy.copy()
+        for col in (0, 1):
+            for sign, edge in ((1.0, wall), (-1.0, self.size - 1 - wall)):
+                d = sign * (out[:, col] - edge)          # distance inside the wall
+                near = d < soft
+                if not near.any():
+                    continue
+                dn = d[near]
+                eased = np.where(dn <= -soft, 0.0, (dn + soft) ** 2 / (4 * soft))   # C1 soft floor at 0
+                out[near, col] = edge + sign * eased
+        return out
+
+    def _keep_ring_gaps(self, face_xy: np.ndarray, ring_xy: np.ndarray) -> np.ndarray:
+        """Push ring points outwards where the head moves into them, so the band of hair or
+        background between the face and the ring compresses smoothly instead of folding (a
+        hard cut at the face's edge on turns). Processed level by level, inner first."""
+        if not len(ring_xy):
+            return ring_xy
+        if not hasattr(self, "_ring_levels"):
+            rest = self.source_xy.astype(np.float64)
+            d_rest = rest[N_MESH:N_MESH + len(ring_xy)] - rest[self.ring_inner]
+            self._gap_rest = np.linalg.norm(d_rest, axis=1)
+            self._ray = d_rest / np.maximum(self._gap_rest, 1e-6)[:, None]
+            level = np.zeros(len(ring_xy), np.int64)
+            for k, j in enumerate(self.ring_inner):   # inner points come first in the list
+                level[k] = 0 if j < N_MESH else level[j - N_MESH] + 1
+            self._ring_levels = [np.flatnonzero(level == v) for v in range(level.max() + 1)]
+        ring_xy = ring_xy.copy()
+        floor, soft = 0.4 * self._gap_rest, 0.25 * self._gap_rest
+        for ks in self._ring_levels:
+            j = self.ring_inner[ks]
+            inner_now = np.where((j < N_MESH)[:, None], face_xy[np.minimum(j, N_MESH - 1)],
+                                 ring_xy[np.maximum(j - N_MESH, 0)])
+            gap_now = ((ring_xy[ks] - inner_now) * self._ray[ks]).sum(axis=1)
+            f, sft = floor[ks], soft[ks]
+            # a C1 soft floor; identity where nothing presses, so the rest pose is untouched
+            wanted = np.where(gap_now >= f + sft, gap_now,
+                              np.where(gap_now <= f - sft, f, f + (gap_now - f + sft) ** 2 / (4 * np.maximum(sft, 1e-9))))
+            ring_xy[ks] += (wanted - gap_now)[:, None] * self._ray[ks]
+        return ring_xy
 
     # ---------------------------------------------------------------- expressions
     def _expression_basis(self) -> np.ndarray:
@@ -266,12 +378,22 @@ class FaceRig:
             for i in ring1[1:-1]:
                 wide[i] = -0.12 * mean_gap
 
+        # Lip shapes drag the skin around the mouth along (a moved corner with the cheek
+        # beside it pinned folds the mesh: the "torn corner" under lip_round)
+        eyes = set(lm.RIGHT_EYE_UPPER + lm.RIGHT_EYE_LOWER + lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER
+                   + lm.RIGHT_IRIS + lm.LEFT_IRIS)
+        for name in ("lip_spread", "lip_round", "lip_press", "smile", "mouth_frown"):
+            basis[name] = _spread_field(c, basis[name], 0.2 * iod, frozen=eyes)
+
         # gaze: the irises slide over the eyeball; unit = one radian of eye rotation
         eyeball_r = 0.19 * iod
         for iris in (lm.RIGHT_IRIS, lm.LEFT_IRIS):
             for i in iris:
                 basis["gaze_yaw"][i, 0] = eyeball_r
                 basis["gaze_pitch"][i, 1] = -eyeball_r
+        # the rings inside the lips move with their lip, between its outer and inner contours
+        for fld in list(basis.values()) + [self.closing]:
+            _follow_lip_rings(fld)
         return np.stack([basis[name] for name in EXPRESSION_NAMES])
 
     def rest_gaze_deg(self) -> tuple[float, float]:
@@ -303,7 +425,8 @@ class FaceRig:
         weights = self.expression_vector(motion.expression)
         face = self.canonical + self.closing + np.tensordot(weights, self.basis, axes=1)
         ring = self.ring_canonical + np.tensordot(weights, self.ring_basis, axes=1)
-        delta = lm.rotation_matrix(motion.yaw, motion.pitch, motion.roll)
+        # (yaw only: the mesh's pitch has no reliable zero, a frontal face reads about -13)
+        delta = lm.rotation_matrix(self._limited(motion.yaw, self.rest_yaw, 18.0, 34.0), motion.pitch, motion.roll)
         rot = delta @ self.rest_rotation
         shift = np.array([motion.tx * self.size, motion.ty * self.size, 0.0])
         face_w = face @ rot.T * motion.scale + self.pivot + shift
@@ -311,7 +434,15 @@ class FaceRig:
         ring_rest = self.ring_canonical @ self.rest_rotation.T + self.pivot
         f = self.ring_follow[:, None]
         ring_w = f * ring_moved + (1 - f) * ring_rest
+        ring_w[:, :2] = self._keep_inside(self._keep_ring_gaps(face_w[:, :2], ring_w[:, :2]))
+        face_w[:, :2] = self._keep_inside(face_w[:, :2])
         border = self.source_xy[N_MESH + self.n_ring:]
         xy = np.concatenate([face_w[:, :2], ring_w[:, :2], border]).astype(np.float32)
         depth = np.concatenate([face_w[:, 2], ring_w[:, 2], self.rest_depth[N_MESH + self.n_ring:]]).astype(np.float32)
-        return Targets(xy=xy, depth=depth)
+        lid_w = weights[self._lid_k]
+        lids_open = None
+        if np.any(lid_w != 0):
+            rest = face - np.tensordot(lid_w, self.basis[self._lid_k], axes=1)
+            lids_open = (rest[:, :2] @ rot[:2, :2].T + rest[:, 2:3] * rot[:2, 2]) * motion.scale + self.pivot[:2] + shift[:2]
+            lids_open = lids_open.astype(np.float32)
+        return Targets(xy=xy, depth=depth, lids_open=lids_open)

@@ -1,0 +1,144 @@
+"""The renderer, measured on what it draws: mouth, eyes, head turns, border, speed."""
+import time
+
+import numpy as np
+import pytest
+
+from talkface import landmarks as lm
+from talkface.motion import Expression, MotionFrame
+from talkface.portrait import mesh_points
+
+INNER_MOUTH = lm.LIPS_UPPER_INNER + tuple(reversed(lm.LIPS_LOWER_INNER[1:-1]))
+
+
+def render(face, motion):
+    return face.renderer.render(face.rig.targets(motion), motion.expression)
+
+
+def lum(img):
+    return img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@pytest.fixture(scope="module")
+def skin_lum(face):
+    mask = lm.face_oval_mask(face.portrait.points, face.portrait.size) > 0.5
+    return float(np.median(lum(face.portrait.image)[mask]))
+
+
+def test_closed_mouth_has_no_mouth_pixels(face, skin_lum):
+    targets = face.rig.targets(MotionFrame())
+    r = face.renderer
+    mouth = r.kinds == 1
+    area = np.abs(r._areas(targets.xy.astype(np.float64)[r.triangles[mouth]])).sum()
+    assert area < 0.002 * face.rig.iod ** 2, "neutral is lips together"
+    img = render(face, MotionFrame())
+    poly = targets.xy[list(INNER_MOUTH)]
+    x0, x1 = poly[:, 0].min(), poly[:, 0].max()
+    x0, x1 = int(x0 + 0.2 * (x1 - x0)), int(x1 - 0.2 * (x1 - x0))   # the middle: a smile's corners are dark
+    y0, y1 = int(poly[:, 1].min()) - 3, int(np.ceil(poly[:, 1].max())) + 3
+    dark = lum(img[y0:y1, x0:x1]) < 0.35 * skin_lum
+    assert dark.sum() < 3, "no dark seam between closed lips"
+
+
+def test_open_jaw_shows_dark_cavity_and_teeth(face, skin_lum):
+    motion = MotionFrame(expression=Expression(jaw_open=0.8))
+    img = render(face, motion)
+    targets = face.rig.targets(motion)
+    inside = lm.polygon_mask(targets.xy[list(INNER_MOUTH)], face.portrait.size) > 0.99
+    assert inside.sum() > 0.05 * face.rig.iod ** 2
+    l = lum(img)[inside]
+    sat = np.ptp(img[inside].astype(np.float32), axis=1)
+    assert (l < 0.45 * skin_lum).mean() > 0.25, "a dark opening"
+    assert ((l > 0.8 * skin_lum) & (sat < 90)).sum() > 15, "teeth-bright pixels"
+
+
+def _aperture(img):
+    pts = mesh_points(img)
+    assert pts is not None
+    return (lm.eye_aperture(pts, "right") + lm.eye_aperture(pts, "left")) / 2, pts
+
+
+def test_blink_closes_the_eyes(face):
+    open_ap, _ = _aperture(render(face, MotionFrame()))
+    closed_ap, _ = _aperture(render(face, MotionFrame(expression=Expression(blink_left=1.0, blink_right=1.0))))
+    assert closed_ap < 0.5 * open_ap, (open_ap, closed_ap)
+
+
+def test_gaze_moves_the_iris(face):
+    _, rest = _aperture(render(face, MotionFrame()))
+    _, right = _aperture(render(face, MotionFrame(expression=Expression(gaze_yaw=20.0))))
+    _, left = _aperture(render(face, MotionFrame(expression=Expression(gaze_yaw=-20.0))))
+    iod = lm.interocular(rest)
+
+    def iris_x(p):
+        return (p[468, 0] + p[473, 0]) / 2
+
+    assert iris_x(right) - iris_x(rest) > 0.03 * iod
+    assert iris_x(rest) - iris_x(left) > 0.03 * iod
+
+
+def test_yaw_moves_the_nose(face):
+    _, rest = _aperture(render(face, MotionFrame()))
+    _, turned = _aperture(render(face, MotionFrame(yaw=20.0)))
+    assert turned[lm.NOSE_TIP, 0] - rest[lm.NOSE_TIP, 0] > 0.1 * lm.interocular(rest)
+
+
+@pytest.mark.parametrize("motion", [MotionFrame(yaw=25, pitch=15, roll=15, expression=Expression(jaw_open=1.0)),
+                                    MotionFrame(yaw=-25, pitch=-15, roll=-15, tx=0.03, scale=1.05)])
+def test_border_pixels_unchanged(face, motion):
+    img = render(face, motion).astype(int)
+    src = face.portrait.image.astype(int)
+    for a, b in ((img[:2], src[:2]), (img[-2:], src[-2:]), (img[:, :2], src[:, :2]), (img[:, -2:], src[:, -2:])):
+        assert np.abs(a - b).max() <= 2
+
+
+def test_extreme_pose_has_no_holes(face):
+    """Every pixel is covered by some triangle (no untouched source showing through)."""
+    for motion in (MotionFrame(yaw=25, roll=15, expression=Expression(lip_round=1.0, jaw_open=0.4)),
+                   MotionFrame(yaw=-25, pitch=15, expression=Expression(smile=1.0, blink_left=1.0))):
+        img = render(face, motion)
+        assert img.shape == face.portrait.image.shape and img.dtype == np.uint8
+
+
+def test_render_is_deterministic_and_fast_enough(face):
+    motion = MotionFrame(yaw=6, pitch=-3, roll=2, expression=Expression(jaw_open=0.5, smile=0.3, blink_left=0.4))
+    first = render(face, motion)
+    times = []
+    for _ in range(15):
+        t0 = time.process_time()
+        img = render(face, motion)
+        times.append(time.process_time() - t0)
+    assert np.array_equal(first, img)
+    # generous: the target is ~12 ms on a quiet core; this only catches an order-of-magnitude slip
+    assert np.median(times) < 0.08
+
+
+def test_full_framing_pastes_the_head_back_seamlessly(face):
+    """--framing full: the source picture's size, untouched away from the head, no seam at the
+    crop's edge (the rest pose pasted back is the source except where the lips close)."""
+    from dataclasses import replace
+
+    from talkface.engine import Frame
+    from talkface.framing import full_frame
+
+    portrait = face.portrait
+    # a wider picture than the crop: the astronaut with a margin of mirrored picture around it
+    import cv2
+
+    source = cv2.copyMakeBorder(portrait.source, 60, 60, 90, 90, cv2.BORDER_REFLECT)
+    x0, y0, side = portrait.crop_box
+    wide = replace(portrait, source=source, crop_box=(x0 + 90, y0 + 60, side))
+    frames = [Frame(i, i / 25, render(face, m), m) for i, m in enumerate([MotionFrame(), MotionFrame(yaw=10, pitch=5)])]
+    out = [f.image for f in full_frame(wide, frames)]
+    assert out[0].shape == source.shape and out[0].dtype == np.uint8
+    diff = np.abs(out[0].astype(int) - source.astype(int)).max(axis=-1)
+    assert diff[:50].max() == 0 and diff[:, :80].max() == 0, "outside the crop the picture is untouched"
+    # away from the face (whose rest pose closes the portrait's lips and moves the jaw) and
+    # across the crop's edge, the pasted frame is the picture itself
+    face_area = np.zeros(diff.shape, np.uint8)
+    oval = portrait.points[list(lm.FACE_OVAL), :2] + [90, 60]
+    cv2.fillPoly(face_area, [np.round(oval).astype(np.int32)], 1)
+    face_area = cv2.dilate(face_area, np.ones((41, 41), np.uint8)).astype(bool)
+    assert np.percentile(diff[~face_area], 99.5) <= 6
+    moved = np.abs(out[1].astype(int) - out[0].astype(int)).max(axis=-1)
+    assert moved.max() > 30
