@@ -4,6 +4,7 @@ interpolated smoothly.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -20,8 +21,9 @@ class ControlError(ValueError):
 class Controls:
     """The controls in force at one instant."""
 
-    gaze: tuple[float, float] | None = None       # (yaw, pitch) degrees; None = the portrait's own gaze
-    gaze_camera: bool = False                     # look straight into the camera
+    gaze: tuple[float, float] | None = None       # (yaw, pitch) degrees from the camera direction, > 0 to
+                                                  # the image's right / up; None = the portrait's own gaze
+    gaze_camera: bool = False                     # look straight into the camera (= gaze (0, 0))
     head_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)  # yaw, pitch, roll offset in degrees
     head_distance: float = 1.0                    # 0.6 (closer) .. 1.5 (farther)
     emotion: str = "neutral"
@@ -43,7 +45,7 @@ class Controls:
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or not lo <= value <= hi:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not lo <= value <= hi:
         raise ControlError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
 
 
@@ -53,16 +55,16 @@ def parse_floats(text: str, count: int, name: str) -> tuple[float, ...]:
         values = tuple(float(p) for p in parts)
     except ValueError:
         raise ControlError(f"{name} takes {count} comma-separated numbers, got '{text}'") from None
-    if len(values) != count:
+    if len(values) != count or not all(math.isfinite(v) for v in values):
         raise ControlError(f"{name} takes {count} comma-separated numbers, got '{text}'")
     return values
 
 
-def parse_gaze(text: str) -> tuple[tuple[float, float] | None, bool]:
-    """'camera' or 'YAW,PITCH' in degrees."""
+def parse_gaze(text: str, name: str = "--gaze") -> tuple[tuple[float, float] | None, bool]:
+    """'camera' or 'YAW,PITCH' in degrees (in the camera's frame: 0,0 is the camera)."""
     if str(text).strip().lower() == "camera":
         return None, True
-    yaw, pitch = parse_floats(text, 2, "--gaze")
+    yaw, pitch = parse_floats(text, 2, f"{name} (YAW,PITCH in degrees, or 'camera')")
     return (yaw, pitch), False
 
 
@@ -77,8 +79,11 @@ class ControlTrack:
     """Base controls plus keyframes; `at(t)` gives the controls in force at time t.
 
     Numbers are eased between keyframes (smoothstep), so a change never jumps; the emotion
-    kind switches at the midpoint between two keyframes while its strength dips to zero
-    across the change, so one expression fades out before the next fades in.
+    kind switches at the midpoint between two keyframes while its strength eases to zero
+    there, so one expression fades out before the next fades in. Gaze 'camera' is the
+    direction (0, 0) and blends with directions; between the portrait's own gaze (no gaze
+    key) and a direction the target switches at the midpoint and the eyes ease across.
+    Keys missing from a keyframe keep the value in force before it (or the base).
     """
 
     base: Controls = field(default_factory=Controls)
@@ -92,11 +97,12 @@ class ControlTrack:
             return _apply(self.base, frames[0].values)
         if t >= frames[-1].time:
             return _apply(self.base, _merged(frames, len(frames) - 1))
-        i = max(k for k in range(len(frames)) if frames[k].time <= t)
+        i = bisect.bisect_right([k.time for k in frames], t) - 1
         a, b = _merged(frames, i), _merged(frames, i + 1)
         u = (t - frames[i].time) / max(frames[i + 1].time - frames[i].time, 1e-9)
-        s = u * u * (3 - 2 * u)
+        s = _smoothstep(u)
         values = {}
+        a, b = _camera_as_direction(a, b, self.base), _camera_as_direction(b, a, self.base)
         for key in set(a) | set(b):
             va, vb = a.get(key, _default(self.base, key)), b.get(key, _default(self.base, key))
             if key == "emotion":
@@ -114,7 +120,7 @@ class ControlTrack:
         if ea != eb:
             sa = a.get("emotion_strength", self.base.emotion_strength)
             sb = b.get("emotion_strength", self.base.emotion_strength)
-            values["emotion_strength"] = sa * (1 - 2 * u) ** 2 if u < 0.5 else sb * (2 * u - 1) ** 2
+            values["emotion_strength"] = sa * (1 - _smoothstep(2 * u)) if u < 0.5 else sb * _smoothstep(2 * u - 1)
         return _apply(self.base, values)
 
     @classmethod
@@ -130,11 +136,15 @@ class ControlTrack:
         if not isinstance(items, list) or not items:
             raise ControlError(f"{path}: expected a list of keyframes like [{{\"time\": 0, \"emotion\": \"happy\"}}]")
         keyframes = []
-        for item in items:
+        for n, item in enumerate(items, 1):
             if not isinstance(item, dict) or "time" not in item:
-                raise ControlError(f"{path}: every keyframe needs a 'time' in seconds")
-            values = _keyframe_values(item, path)
-            _apply(base, values).validated()
+                raise ControlError(f"{path}: keyframe {n}: every keyframe needs a 'time' in seconds")
+            where = f"{path}: keyframe {n} (time {item['time']!r})"
+            values = _keyframe_values(item, where)
+            try:
+                _apply(base, values).validated()
+            except ControlError as exc:
+                raise ControlError(f"{where}: {exc}") from None
             keyframes.append(Keyframe(float(item["time"]), values))
         keyframes.sort(key=lambda k: k.time)
         return cls(base=base, keyframes=tuple(keyframes))
@@ -143,27 +153,59 @@ class ControlTrack:
 _KEYS = {"gaze", "head_pose", "head_distance", "emotion", "emotion_strength", "motion_scale", "time"}
 
 
-def _keyframe_values(item: dict, path: Path) -> dict:
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers_text(value, where: str, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(_is_number(v) for v in value):
+        return ",".join(map(str, value))
+    raise ControlError(f"{where}: {key} must be a list of numbers or a 'a,b,...' string, got {value!r}")
+
+
+def _keyframe_values(item: dict, where: str) -> dict:
     values: dict = {}
     for key, value in item.items():
-        k = key.replace("-", "_")
+        k = str(key).replace("-", "_")
         if k not in _KEYS:
-            raise ControlError(f"{path}: unknown control '{key}' (known: {', '.join(sorted(_KEYS - {'time'}))})")
-        if k == "time":
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ControlError(f"{path}: time must be a number of seconds >= 0")
-        elif k == "gaze":
-            gaze, camera = parse_gaze(value if isinstance(value, str) else ",".join(map(str, value)))
-            values["gaze"], values["gaze_camera"] = gaze, camera
-        elif k == "head_pose":
-            values[k] = parse_floats(value if isinstance(value, str) else ",".join(map(str, value)), 3, "head_pose")
-        elif k == "emotion":
-            values[k] = str(value)
-        else:
-            if not isinstance(value, (int, float)):
-                raise ControlError(f"{path}: {key} must be a number")
-            values[k] = float(value)
+            raise ControlError(f"{where}: unknown control '{key}' (known: {', '.join(sorted(_KEYS - {'time'}))})")
+        try:
+            if k == "time":
+                if not _is_number(value) or value < 0:
+                    raise ControlError(f"time must be a number of seconds >= 0, got {value!r}")
+            elif k == "gaze":
+                gaze, camera = parse_gaze(_numbers_text(value, where, key), "gaze")
+                values["gaze"], values["gaze_camera"] = gaze, camera
+            elif k == "head_pose":
+                values[k] = parse_floats(_numbers_text(value, where, key), 3, "head_pose (YAW,PITCH,ROLL in degrees)")
+            elif k == "emotion":
+                if not isinstance(value, str):
+                    raise ControlError(f"emotion must be one of: {', '.join(EMOTIONS)}; got {value!r}")
+                values[k] = value.strip().lower()
+            else:
+                if not _is_number(value):
+                    raise ControlError(f"{key} must be a number, got {value!r}")
+                values[k] = float(value)
+        except ControlError as exc:
+            msg = str(exc)
+            raise ControlError(msg if msg.startswith(where) else f"{where}: {msg}") from None
     return values
+
+
+def _smoothstep(u: float) -> float:
+    u = min(max(u, 0.0), 1.0)
+    return u * u * (3 - 2 * u)
+
+
+def _camera_as_direction(mine: dict, other: dict, base: Controls) -> dict:
+    """'camera' is the direction (0, 0): blend it with a direction in the other keyframe."""
+    camera = mine.get("gaze_camera", base.gaze_camera)
+    other_gaze = other.get("gaze", base.gaze)
+    if camera and other_gaze is not None and not other.get("gaze_camera", base.gaze_camera):
+        mine = dict(mine, gaze=(0.0, 0.0), gaze_camera=False)
+    return mine
 
 
 def _merged(frames: tuple[Keyframe, ...], upto: int) -> dict:

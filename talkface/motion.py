@@ -66,18 +66,114 @@ class Prosody:
 @dataclass(frozen=True)
 class EmotionStyle:
     face: Expression
-    pitch_offset: float   # degrees: sadness lowers the head
+    pitch_offset: float   # degrees (as measured by the tracker): sadness lowers the head
     energy: float         # scales head motion
     tempo: float          # scales how fast it moves
+    blink_rate: float = 1.0   # scales the blink rate
 
 
 EMOTION_STYLES = {
     "neutral": EmotionStyle(Expression(), 0.0, 1.0, 1.0),
     "happy": EmotionStyle(Expression(smile=0.85, eye_open=-0.35, brow_raise=0.15), 1.5, 1.25, 1.15),
-    "sad": EmotionStyle(Expression(mouth_frown=0.8, brow_frown=0.35, brow_raise=0.25, eye_open=-0.4), -5.0, 0.55, 0.7),
-    "angry": EmotionStyle(Expression(brow_frown=1.0, lip_press=0.35, eye_open=0.2, mouth_frown=0.3), -2.0, 1.3, 1.2),
-    "surprised": EmotionStyle(Expression(brow_raise=1.0, eye_open=0.8, jaw_open=0.12), 2.0, 1.1, 1.0),
+    # the rig has no inner-brow raiser: sadness's oblique brows are brow_raise + brow_frown
+    "sad": EmotionStyle(Expression(mouth_frown=1.0, brow_frown=0.35, brow_raise=0.7, eye_open=-0.4), -4.0, 0.55, 0.7, 0.85),
+    "angry": EmotionStyle(Expression(brow_frown=1.0, lip_press=0.35, eye_open=0.9, mouth_frown=0.6), -2.0, 1.3, 1.2, 0.75),
+    "surprised": EmotionStyle(Expression(brow_raise=1.0, eye_open=0.8, jaw_open=0.12), 2.0, 1.1, 1.0, 0.6),
 }
+
+# The rig's response as the tracker reads it, on the built-in portrait (MediaPipe face mesh,
+# the extractor every measurement uses): commanded rig degrees -> measured degrees. Measured
+# with `talkface eval controls --calibrate` against rig.py with DEPTH_GAIN 1.4: head yaw reads
+# ~0.9 of the command, pitch is non-linear (~0.9 near zero, 1.3 beyond 20 up), the irises
+# ~0.6 in yaw. The generator plans everything in measured degrees (what the tracker, on real
+# video too, calls a degree) and maps it back through these tables, so `--head-pose 10,0,0`
+# reads as 10 degrees of yaw on the output. Re-measure whenever the rig or renderer changes:
+# `talkface eval controls --calibrate` prints this block (tests/test_controls.py notices drift).
+RIG_HEAD_YAW = (-40, -35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35, 40)
+MEASURED_HEAD_YAW = (-30.68, -27.45, -24.74, -21.42, -17.76, -12.88, -9.27, -4.34, 0, 4.36, 8.4, 14.01, 18.09, 23.58, 26.8, 29.44, 34.42)
+RIG_HEAD_PITCH = (-35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35)
+MEASURED_HEAD_PITCH = (-32.53, -28.86, -25.73, -20.12, -13.8, -8.99, -4.47, 0, 4.81, 11.03, 15.65, 22.57, 31.33, 39.83, 45.85)
+RIG_HEAD_ROLL = (-25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25)
+MEASURED_HEAD_ROLL = (-24.98, -20.49, -15.18, -9.81, -5.14, 0, 5.35, 10.35, 15.41, 20.84, 25.58)
+PITCH_FROM_YAW = (-2.85, -1.15, -2.69, -2.47, -1.24, -1.05, -1.12, 0.63, 0, -0.58, 0.12, -0.41, -0.16, 0.35, 1.42, 0.1, 0.63)    # measured pitch cross-talk at RIG_HEAD_YAW
+PITCH_FROM_ROLL = (0.27, -0.17, -0.41, -0.28, -0.77, 0, 1.54, 2.26, 2.27, 2.18, 2.94)  # ... at RIG_HEAD_ROLL
+RIG_EYE_YAW = (-35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35)
+MEASURED_EYE_YAW = (-27.14, -21.66, -18.16, -12.85, -8.58, -6.06, -3.6, 0, 3.53, 5.53, 9.36, 12.11, 15.84, 19.17, 21.04)
+# Vertical iris motion the tracker hardly reads (rig 25 -> 5.6, rig -25 -> -3.2, saturating)
+# although it shows plainly: a mild gain instead of the tracker's table, and vertical gaze
+# requests are shared with the head, which the tracker does read.
+EYE_PITCH_GAIN = 0.75
+MAX_RIG_HEAD = (45.0, 40.0, 30.0)
+MAX_RIG_EYE = (32.0, 22.0)            # beyond this the iris slides under the lids
+GAZE_HEAD_SHARE = (0.3, 0.5)          # of a gaze request away from the camera, done by the head
+
+
+def _inverse(x: float, rig: tuple, measured: tuple) -> float:
+    """Rig value whose measured response is x (the table inverted, extended linearly)."""
+    m, g = np.asarray(measured, float), np.asarray(rig, float)
+    if x < m[0]:
+        return float(g[0] + (x - m[0]) * (g[1] - g[0]) / (m[1] - m[0]))
+    if x > m[-1]:
+        return float(g[-1] + (x - m[-1]) * (g[-1] - g[-2]) / (m[-1] - m[-2]))
+    return float(np.interp(x, m, g))
+
+
+def head_to_rig(pose) -> np.ndarray:
+    """(yaw, pitch, roll) in measured degrees -> the rig's degrees."""
+    yaw = _inverse(pose[0], RIG_HEAD_YAW, MEASURED_HEAD_YAW)
+    roll = _inverse(pose[2], RIG_HEAD_ROLL, MEASURED_HEAD_ROLL)
+    xt = np.interp(yaw, RIG_HEAD_YAW, PITCH_FROM_YAW) + np.interp(roll, RIG_HEAD_ROLL, PITCH_FROM_ROLL)
+    pitch = _inverse(pose[1] - xt, RIG_HEAD_PITCH, MEASURED_HEAD_PITCH)
+    return np.clip(np.array([yaw, pitch, roll]), -np.array(MAX_RIG_HEAD), np.array(MAX_RIG_HEAD))
+
+
+def eye_to_rig(eye) -> np.ndarray:
+    """Eye rotation in the head (yaw, pitch), measured degrees -> the rig's degrees."""
+    out = np.array([_inverse(eye[0], RIG_EYE_YAW, MEASURED_EYE_YAW), eye[1] / EYE_PITCH_GAIN])
+    return np.clip(out, -np.array(MAX_RIG_EYE), np.array(MAX_RIG_EYE))
+
+
+def eye_from_rig(eye) -> np.ndarray:
+    return np.array([np.interp(eye[0], RIG_EYE_YAW, MEASURED_EYE_YAW), eye[1] * EYE_PITCH_GAIN])
+
+
+def lid_follow(eye_pitch_rig: float) -> float:
+    """eye_open for an eye rotated this far up (> 0) or down: the upper lid follows the eye."""
+    return 0.012 * eye_pitch_rig
+
+
+@dataclass(frozen=True)
+class MotionStyle:
+    """The statistics of the procedural motion, in measured degrees. Fitted to the real
+    talking-head clips in ../shared/data/videos with `talkface eval dynamics` (tracked on
+    both sides with the same face mesh): per-frame head change, pose spread, blink rate,
+    gaze holding, head-motion vs speech-energy correlation."""
+
+    posture_sigma: tuple = (8.5, 5.6, 5.0)   # spread of the per-phrase head posture (yaw, pitch, roll)
+    posture_omega: float = 3.2               # how fast a new posture is reached (1/s)
+    posture_hold: tuple = (1.2, 3.5)         # seconds between posture changes while speaking
+    drift_sigma: tuple = (2.0, 1.2, 1.2)     # slow wander on top (Ornstein-Uhlenbeck, stationary std)
+    drift_tau: float = 1.2                   # its correlation time (s)
+    nod_deg: float = 2.9                     # chin dip on a stressed syllable
+    nod_omega: float = 10.0
+    loud_pitch: float = 1.5                  # chin lifts with vocal effort
+    silence_floor: float = 0.3               # motion left after settling in a pause
+    settle_s: float = 1.0                    # how fast the head settles when the voice stops
+    breathing_deg: float = 0.3
+    blink_per_s: float = 0.34                # background blink hazard
+    blink_at_pause: float = 0.6              # chance of a blink as a phrase ends
+    blink_at_glance: float = 0.4             # chance of a blink with a look-away
+    blink_refractory_s: float = 0.6
+    saccade_deg: float = 1.2                 # fixational saccade spread
+    saccade_every: tuple = (0.6, 2.5)
+    look_away_p: float = 0.5                 # chance of a glance away as a phrase starts
+    look_away_deg: tuple = (5.0, 10.0)
+    look_away_s: tuple = (0.5, 1.4)
+    idle_glance_per_s: float = 0.25          # glances away while silent (thinking, listening)
+    vor: float = 0.9                         # how much the eyes counter-rotate against head motion
+
+
+DEFAULT_STYLE = MotionStyle()
 
 
 @dataclass
@@ -133,137 +229,221 @@ class ProsodyTracker:
 
 
 class MotionGenerator:
-    """Procedural, prosody-driven motion with a seeded random process."""
+    """Procedural, prosody-driven motion with a seeded random process.
 
-    BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.08, 0.04, 0.16
+    Head: a per-phrase posture (a new one at phrase starts and every few seconds of
+    speech, reached smoothly), a slow wander, chin dips on stressed syllables (loudness
+    onsets; bigger on pitch accents), the chin lifting with vocal effort, breathing; faster
+    speech (syllable rate) moves it quicker; all of it settling to a small residue in pauses.
+    Eyes: the gaze target (the portrait's own, the camera, or a direction, in the camera's
+    frame) held while the head moves (the eyes counter-rotate), fixational saccades, glances
+    away as phrases start. Blinks: a background hazard plus blinks clustered at pauses and
+    glances, a refractory time, occasional double blinks. Brows rise on pitch accents.
+    Emotion sets the face and scales the motion's energy and tempo.
 
-    def __init__(self, fps: float, seed: int = 0, rest_gaze: tuple[float, float] = (0.0, 0.0)) -> None:
+    Same seed, same inputs: same frames. One `step` per output frame, causal.
+    """
+
+    def __init__(self, fps: float, seed: int = 0, rest_gaze: tuple[float, float] = (0.0, 0.0),
+                 style: MotionStyle = DEFAULT_STYLE) -> None:
         self.dt = 1.0 / fps
         self.rng = np.random.default_rng(seed)
-        self.rest_gaze = rest_gaze
+        self.style = style
+        self.rest_gaze = rest_gaze            # the portrait's own eye direction, in rig degrees
         self.time = 0.0
-        self.drift = np.zeros(3)        # slow wandering of yaw, pitch, roll (degrees)
+        self.drift = np.zeros(3)
+        self.posture = [_Spring(), _Spring(), _Spring()]
+        self.posture_target = np.zeros(3)
+        self.next_posture = 0.0
         self.nod = _Spring()
-        self.turn = _Spring()
         self.brow = _Spring()
-        self.face = {k: _Spring() for k in ("smile", "mouth_frown", "brow_frown", "brow_raise", "eye_open", "jaw_open", "lip_press")}
+        self.face = {k: _Spring() for k in ("smile", "mouth_frown", "brow_frown", "brow_raise", "eye_open",
+                                            "jaw_open", "lip_press")}
+        self.pitch_emotion = _Spring()
+        self.talking = _Spring()
         self.pose_offset = [_Spring(), _Spring(), _Spring()]
+        self.head_gaze = [_Spring(), _Spring()]
         self.scale = _Spring(value=1.0)
-        self.gaze = [_Spring(), _Spring()]
-        self.gaze_target = np.zeros(2)
-        self.next_saccade = self.rng.uniform(0.8, 2.5)
+        self.base_gaze: np.ndarray | None = None
+        self.gaze_base = [_Spring(), _Spring()]
+        self.eye = [_Spring(), _Spring()]
+        self.fixation = np.zeros(2)
+        self.next_saccade = self.rng.uniform(*style.saccade_every)
         self.look_away_until = -1.0
         self.blink_start = -10.0
-        self.next_blink = self.rng.uniform(0.5, 3.0)
-        self.prev_loud = 0.0
+        self.blink_len = (0.08, 0.03, 0.15)
+        self.blink_depth = 1.0
+        self.pending_blink = -1.0
+        self.loud_hist = [0.0, 0.0, 0.0]
+        self.last_stress = -10.0
         self.prev_speaking = False
-        self.silent_for = 0.0
+        self.silent_for = 10.0
         self.energy = 0.0
+        self.syllable_rate = 3.0
 
+    # ------------------------------------------------------------------ blinks
     def _blink_amount(self) -> float:
         t = self.time - self.blink_start
-        c, h, o = self.BLINK_CLOSE_S, self.BLINK_HOLD_S, self.BLINK_OPEN_S
+        c, h, o = self.blink_len
         if t < 0 or t > c + h + o:
             return 0.0
         if t < c:
-            return float(np.sin(t / c * np.pi / 2))
-        if t < c + h:
-            return 1.0
-        return float(np.cos((t - c - h) / o * np.pi / 2) ** 2)
+            a = np.sin(t / c * np.pi / 2)
+        elif t < c + h:
+            a = 1.0
+        else:
+            a = np.cos((t - c - h) / o * np.pi / 2) ** 2
+        return float(a * self.blink_depth)
 
+    def _start_blink(self) -> None:
+        rng = self.rng
+        self.blink_start = self.time
+        self.blink_len = (rng.uniform(0.06, 0.1), rng.uniform(0.0, 0.06), rng.uniform(0.12, 0.2))
+        self.blink_depth = 1.0 if rng.random() < 0.85 else rng.uniform(0.6, 0.9)  # some blinks are partial
+        if rng.random() < 0.08:                    # an occasional double blink
+            self.pending_blink = self.time + rng.uniform(0.3, 0.45)
+
+    def _blinks(self, rate_k: float, pause_start: bool, glance: bool) -> float:
+        s, rng, dt = self.style, self.rng, self.dt
+        since = self.time - self.blink_start
+        if self.pending_blink > 0 and self.time >= self.pending_blink:
+            self.pending_blink = -1.0
+            self._start_blink()
+        elif since > s.blink_refractory_s:
+            p = s.blink_per_s * rate_k * dt
+            if pause_start:
+                p += s.blink_at_pause * rate_k
+            if glance:
+                p += s.blink_at_glance * rate_k
+            if rng.random() < p:
+                self._start_blink()
+        return self._blink_amount()
+
+    # ------------------------------------------------------------------ one frame
     def step(self, mouth: MouthShape, prosody: Prosody, controls: Controls) -> MotionFrame:
-        dt, rng = self.dt, self.rng
-        style = EMOTION_STYLES[controls.emotion]
+        dt, rng, s = self.dt, self.rng, self.style
+        emo = EMOTION_STYLES[controls.emotion]
         strength = controls.emotion_strength
-        energy_k = (1 + (style.energy - 1) * strength) * controls.motion_scale
-        tempo = 1 + (style.tempo - 1) * strength
+        ms = controls.motion_scale
+        energy_k = (1 + (emo.energy - 1) * strength) * ms
+        tempo = (1 + (emo.tempo - 1) * strength)
 
-        # --- speech activity and phrase boundaries
-        starts_phrase = prosody.speaking and not self.prev_speaking
-        ends_phrase = self.prev_speaking and not prosody.speaking
-        self.silent_for = 0.0 if prosody.speaking else self.silent_for + dt
-        self.prev_speaking = prosody.speaking
-        self.energy += (prosody.loudness - self.energy) * min(1.0, dt / 0.4)
+        # --- speech activity, stressed syllables, phrase boundaries, speaking rate
+        speaking = prosody.speaking
+        starts_phrase = speaking and not self.prev_speaking and self.silent_for > 0.3
+        ends_phrase = self.prev_speaking and not speaking
+        self.prev_speaking = speaking
+        self.silent_for = 0.0 if speaking else self.silent_for + dt
+        self.energy += (prosody.loudness - self.energy) * min(1.0, dt / 0.3)
+        rise = prosody.loudness - min(self.loud_hist)
+        self.loud_hist = self.loud_hist[1:] + [prosody.loudness]
+        stressed = speaking and rise > 0.18 and self.time - self.last_stress > 0.16
+        if stressed:
+            self.last_stress = self.time
+        self.syllable_rate += ((1.0 / dt if stressed else 0.0) - self.syllable_rate) * min(1.0, dt / 2.0)
+        rate_tempo = float(np.clip(self.syllable_rate / 3.0, 0.75, 1.35))   # faster talk, quicker motion
+        accent = speaking and prosody.pitch_z > 0.9
 
-        # --- head: slow drift (larger while talking), nods on stressed syllables, settles in silence
-        activity = 1.0 if prosody.speaking else max(0.25, 1.0 - self.silent_for / 1.5)
-        theta = 0.5 * tempo
-        sigma = np.array([2.6, 1.8, 1.4]) * activity
+        # --- head, in measured degrees
+        if speaking:
+            activity = 1.0
+        else:
+            activity = s.silence_floor + (1 - s.silence_floor) * float(np.exp(-self.silent_for / s.settle_s))
+        if starts_phrase or (speaking and self.time >= self.next_posture):
+            self.posture_target = rng.standard_normal(3) * np.array(s.posture_sigma)
+            self.next_posture = self.time + rng.uniform(*s.posture_hold) / tempo
+        if not speaking and self.silent_for > s.settle_s:
+            self.posture_target *= float(np.exp(-dt / 1.5))              # drift back to rest in long pauses
+        omega_p = s.posture_omega * tempo * rate_tempo
+        posture = np.array([sp.step(float(t), omega_p, dt) for sp, t in zip(self.posture, self.posture_target)])
+        theta = 1.0 / s.drift_tau * tempo
+        sigma = np.array(s.drift_sigma)
         self.drift += -theta * self.drift * dt + sigma * np.sqrt(2 * theta * dt) * rng.standard_normal(3)
-        onset = max(0.0, prosody.loudness - self.prev_loud)
-        self.prev_loud = prosody.loudness
-        nod_kick = 0.0
-        if prosody.speaking and onset > 0.12:
-            nod_kick = -onset * 5.0 * (0.6 + 0.8 * rng.random())   # chin dips on the stressed syllable
-        self.nod.velocity += nod_kick * 12.0
-        nod = self.nod.step(0.0, 9.0 * tempo, dt)
-        if starts_phrase:
-            self.turn.velocity += rng.normal(0, 25.0)
-        turn = self.turn.step(0.0, 4.0 * tempo, dt)
-        breathing = 0.35 * np.sin(2 * np.pi * 0.23 * self.time)
-        yaw = (self.drift[0] + turn) * energy_k
-        pitch = (self.drift[1] + nod + 1.5 * self.energy) * energy_k + breathing
-        roll = self.drift[2] * energy_k
+        if stressed:
+            kick = s.nod_deg * (0.5 + rise) * (0.6 + 0.8 * rng.random()) * (1.4 if accent else 1.0)
+            self.nod.velocity -= kick * s.nod_omega * np.e                # chin dips, peak ~kick degrees
+        nod = self.nod.step(0.0, s.nod_omega * tempo * rate_tempo, dt)
+        breathing = s.breathing_deg * np.sin(2 * np.pi * 0.25 * self.time)
+        head = (posture * min(activity * 1.3, 1.0) + self.drift * activity) * energy_k
+        head[1] += (nod + s.loud_pitch * self.energy) * energy_k + breathing * min(ms, 1.0)
 
         # --- controls: pose offset, distance and emotion ease in, never jump
         omega_c = 6.0
-        off = [s.step(v, omega_c, dt) for s, v in zip(self.pose_offset, controls.head_pose)]
-        pitch_emotion = style.pitch_offset * strength
+        off = np.array([sp.step(v, omega_c, dt) for sp, v in zip(self.pose_offset, controls.head_pose)])
+        pitch_emotion = self.pitch_emotion.step(emo.pitch_offset * strength, 3.0, dt)
         scale = self.scale.step(1.0 / controls.head_distance, omega_c, dt)
-
-        # --- blinks: ~15/min, more likely as a phrase ends, never too close together
-        since = self.time - self.blink_start
-        hazard = (12.0 if ends_phrase else 0.0) + 0.22
-        if since > 1.2 and (self.time >= self.next_blink or rng.random() < hazard * dt * 0.2 and ends_phrase):
-            self.blink_start = self.time
-            gap = rng.gamma(2.0, 1.8)
-            self.next_blink = self.time + max(1.2, gap)
-            if rng.random() < 0.08:  # an occasional double blink
-                self.next_blink = self.time + 0.35
-        blink = self._blink_amount()
-
-        # --- gaze: holds the target, small saccades, glances away as a phrase starts
-        if controls.gaze_camera:
-            base_gaze = (-self.rest_gaze[0], -self.rest_gaze[1])
-        elif controls.gaze is not None:
-            base_gaze = (controls.gaze[0] - self.rest_gaze[0], controls.gaze[1] - self.rest_gaze[1])
+        if controls.gaze is not None and not controls.gaze_camera:
+            share = np.array(controls.gaze, float) * np.array(GAZE_HEAD_SHARE)
         else:
-            base_gaze = (0.0, 0.0)
-        if starts_phrase and rng.random() < 0.35 * controls.motion_scale:
-            self.look_away_until = self.time + rng.uniform(0.4, 1.1)
-            self.gaze_target = np.array([rng.choice([-1, 1]) * rng.uniform(4, 8), rng.uniform(-4, 1)])
-        elif self.time >= self.next_saccade and self.time > self.look_away_until:
-            self.gaze_target = rng.normal(0, 1.0, 2) * min(controls.motion_scale, 1.0)
-            self.next_saccade = self.time + rng.uniform(0.8, 2.8)
-        target = self.gaze_target if self.time < self.look_away_until or self.time >= 0 else np.zeros(2)
-        gaze = [g.step(base_gaze[i] + target[i], 40.0, dt) for i, g in enumerate(self.gaze)]
+            share = np.zeros(2)
+        head_gaze = np.array([sp.step(float(v), 4.0, dt) for sp, v in zip(self.head_gaze, share)])
+        static = off.copy()                                 # what the controls put there, not the motion
+        static[:2] += head_gaze
+        static[1] += pitch_emotion
+        pose = head + static
+
+        # --- gaze: a target in the camera's frame, held while the head moves
+        if controls.gaze_camera:
+            target = np.zeros(2)
+        elif controls.gaze is not None:
+            target = np.array(controls.gaze, float)
+        else:
+            target = eye_from_rig(self.rest_gaze)           # the portrait's own gaze, held
+        if self.base_gaze is None:                          # start on the target, then ease between targets
+            for g, v in zip(self.gaze_base, target):
+                g.value = float(v)
+            self.base_gaze = target
+        base = np.array([g.step(float(v), 8.0, dt) for g, v in zip(self.gaze_base, target)])
+        glance = False
+        look_ms = min(ms, 1.5)
+        idle_glance = (not speaking and self.silent_for > 1.0 and self.time >= self.look_away_until
+                       and rng.random() < s.idle_glance_per_s * look_ms * dt)
+        if (starts_phrase and rng.random() < s.look_away_p * look_ms) or idle_glance:
+            glance = True
+            self.look_away_until = self.time + rng.uniform(*s.look_away_s)
+            self.fixation = np.array([rng.choice([-1, 1]) * rng.uniform(*s.look_away_deg), rng.uniform(-6.0, 1.0)]) * look_ms
+        elif self.time >= self.next_saccade and self.time >= self.look_away_until:
+            self.fixation = np.clip(rng.normal(0, s.saccade_deg, 2), -2.5, 2.5) * min(ms, 1.0)
+            self.next_saccade = self.time + rng.uniform(*s.saccade_every)
+        # saccades are fast (critically damped, ~0.1 s); the counter-rotation against the
+        # head (vestibulo-ocular reflex) is immediate
+        aim = np.array([g.step(float(v), 35.0, dt) for g, v in zip(self.eye, base + self.fixation)])
+        eye_rig = eye_to_rig(aim - s.vor * head[:2] - static[:2])   # a set pose is compensated fully
+
+        # --- blinks
+        blink = self._blinks(emo.blink_rate ** strength, ends_phrase, glance)
 
         # --- face: emotion, brows on pitch accents, mouth from lip sync
-        face_target = {k: getattr(style.face, k) * strength for k in self.face}
-        face = {k: s.step(face_target[k], 5.0, dt) for k, s in self.face.items()}
-        accent = max(0.0, prosody.pitch_z - 0.8) * 0.35 * min(controls.motion_scale, 1.5)
-        brow = self.brow.step(min(accent, 0.6), 14.0, dt)
+        face_target = {k: getattr(emo.face, k) * strength for k in self.face}
+        face = {k: sp.step(face_target[k], 5.0, dt) for k, sp in self.face.items()}
+        brow_pulse = max(0.0, prosody.pitch_z - 0.8) * 0.35 if speaking else 0.0
+        brow = self.brow.step(min(brow_pulse, 0.5) * min(ms, 1.5), 12.0, dt)
+        # an emotion's open mouth (surprise) gives way while talking, so the lip-sync's
+        # closures (p, b, m) still close the lips; emotion never closes the mouth either
+        talk = self.talking.step(1.0 if speaking else 0.0, 8.0, dt)
+        jaw = mouth.jaw_open + face["jaw_open"] * (1.0 - talk) * (1.0 - min(mouth.jaw_open, 1.0))
         expression = Expression(
-            jaw_open=float(np.clip(mouth.jaw_open + face["jaw_open"], 0.0, 1.2)),
+            jaw_open=float(np.clip(jaw, 0.0, 1.2)),
             lip_spread=mouth.lip_spread,
             lip_round=mouth.lip_round,
-            lip_press=float(min(1.0, mouth.lip_press + face["lip_press"] * (1 - mouth.jaw_open))),
+            lip_press=float(min(1.0, mouth.lip_press + face["lip_press"] * (1 - min(mouth.jaw_open, 1.0)))),
             smile=face["smile"],
             mouth_frown=face["mouth_frown"],
             brow_raise=face["brow_raise"] + brow,
             brow_frown=face["brow_frown"],
             blink_left=blink,
             blink_right=blink,
-            eye_open=face["eye_open"] - 0.15 * blink,
-            gaze_yaw=gaze[0],
-            gaze_pitch=gaze[1],
+            eye_open=float(face["eye_open"] + lid_follow(float(eye_rig[1])) - 0.15 * blink),
+            gaze_yaw=float(eye_rig[0] - self.rest_gaze[0]),
+            gaze_pitch=float(eye_rig[1] - self.rest_gaze[1]),
         )
         self.time += dt
+        rig_pose = head_to_rig(pose)
         return MotionFrame(
-            yaw=float(yaw + off[0]),
-            pitch=float(pitch + off[1] + pitch_emotion),
-            roll=float(roll + off[2]),
-            tx=float(0.004 * self.drift[0] * energy_k),
+            yaw=float(rig_pose[0]),
+            pitch=float(rig_pose[1]),
+            roll=float(rig_pose[2]),
+            tx=float(0.003 * self.drift[0] * energy_k),
             ty=float(0.002 * breathing),
             scale=float(scale),
             expression=expression,
