@@ -7,7 +7,7 @@ lip-sync model's (at most 80 ms), so the same object drives a live avatar.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -38,7 +38,7 @@ class GenerateOptions:
 class Frame:
     index: int
     time: float            # seconds from the start of the audio
-    image: np.ndarray      # (S, S, 3) uint8 RGB
+    image: np.ndarray      # (S, S, 3) uint8 RGB (None only from a live stream skipping a late frame)
     motion: MotionFrame
 
 
@@ -86,6 +86,7 @@ class Animator:
         self.times = StageTimes()
         self._prosody_frame = 0
         self._prosody_state = None
+        self._rest_row: np.ndarray | None = None
 
     # ------------------------------------------------------------------ audio in
     def push_audio(self, samples: np.ndarray) -> list[Frame]:
@@ -160,12 +161,16 @@ class Animator:
             rms, pitch = -90.0, 0.0
         return self.prosody.update(rms, pitch, 1.0 / self.options.fps)
 
-    def _make_frame(self, index: int, k: int, mouth_row: np.ndarray) -> Frame:
+    def _make_frame(self, index: int, k: int, mouth_row: np.ndarray, controls: Controls | None = None,
+                    render: bool = True) -> Frame:
         t0 = time.perf_counter()
         t = index / self.options.fps
-        controls = self.options.controls.at(t)
+        controls = controls or self.options.controls.at(t)
         mouth = MouthShape(*(float(v) for v in mouth_row))
         motion = self.motion.step(mouth, self._prosody_at(k), controls)
+        if not render:   # a live stream that is behind keeps its timeline and motion, skips the picture
+            self.times.motion += time.perf_counter() - t0
+            return Frame(index=index, time=t, image=None, motion=motion)
         t1 = time.perf_counter()
         image = self.face.renderer.render(self.face.rig.targets(motion), motion.expression)
         if self.options.label:
@@ -182,14 +187,100 @@ class Animator:
         self.times.frames += 1
         return Frame(index=index, time=t, image=image, motion=motion)
 
-    def idle_frame(self, controls: Controls | None = None) -> Frame:
-        """One frame with no speech (breathing, blinks, small head motion), for live idle."""
-        return self._make_frame_silent(controls)
+    # ------------------------------------------------------------------ live timeline
+    # A live stream is one continuous audio timeline: speech where there is speech, silence
+    # between. Frame i shows samples [sample_at(i), sample_at(i + 1)). The methods below let a
+    # stream emit a frame on time whether or not its look-ahead audio has arrived, fill gaps
+    # with silence, and drop audio that was pushed but not yet shown.
 
-    def _make_frame_silent(self, controls: Controls | None) -> Frame:
+    def sample_at(self, frame_index: int) -> int:
+        """First 16 kHz sample (from the start of the timeline) that frame `frame_index` shows."""
+        return int(round(frame_index * SAMPLE_RATE / self.options.fps))
+
+    def samples_needed(self, frame_index: int | None = None) -> int:
+        """Samples that must have been pushed in all before `frame_index` (default: the next
+        frame) has its full look-ahead: the mouth rows its span averages are all final."""
+        k = self._feature_index(self.next_frame if frame_index is None else frame_index)
+        return (k + 1 + self.mouth_model.lookahead_frames) * HOP + WINDOW
+
+    def set_controls(self, controls: Controls | ControlTrack) -> None:
+        """Change the controls from the next frame on (the motion eases to them, never jumps)."""
+        track = controls if isinstance(controls, ControlTrack) else ControlTrack(base=controls.validated())
+        self.options = replace(self.options, controls=track)
+
+    def force_frame(self, controls: Controls | None = None, render: bool = True) -> Frame:
+        """The next frame now, with the mouth rows that have arrived (the latest ones where its
+        look-ahead is still missing). With full look-ahead it equals what `push_audio` gives.
+        render=False advances the timeline and the motion but leaves `image` None."""
         i = self.next_frame
+        k = self._feature_index(i)
+        available = self.row_offset + len(self.rows)
+        if len(self.rows) == 0:
+            mouth_row = self._silent_row()
+        else:
+            lo = min(max(k - 1, self.row_offset), available - 1) - self.row_offset
+            hi = min(k + 2, available) - self.row_offset
+            mouth_row = self.rows[lo:max(hi, lo + 1)].mean(axis=0)
+        frame = self._make_frame(i, k, mouth_row, controls, render)
         self.next_frame += 1
-        return self._make_frame(i, -10**9, np.zeros(4, np.float32))
+        self._trim()
+        return frame
+
+    def push_silence(self, n_samples: int) -> list[Frame]:
+        return self.push_audio(np.zeros(max(0, int(n_samples)), np.float32))
+
+    def idle_frame(self, controls: Controls | None = None, render: bool = True) -> Frame:
+        """One frame with no speech (breathing, blinks, small head motion), for live idle. The
+        timeline advances by one frame of silence, so speech pushed next starts at the next frame.
+        Audio pushed but not yet shown is dropped first (see `interrupt`)."""
+        i = self.next_frame
+        if self.samples_in > self.sample_at(i):
+            self.interrupt()
+        done = self.push_silence(self.sample_at(i + 1) - self.samples_in)
+        if done:  # only a model without look-ahead completes frame i from its own samples
+            return done[-1]
+        return self.force_frame(controls, render)
+
+    def interrupt(self) -> None:
+        """Drop audio pushed but not yet shown: the timeline continues at the next frame with
+        silence, mouth closed from that frame on."""
+        pos = self.sample_at(self.next_frame)
+        k0 = pos // HOP                       # first feature frame that will be recomputed
+        self.features = FeatureExtractor()
+        self.features.frames_emitted = k0
+        self.features._buffer = np.zeros(pos - k0 * HOP, np.float32)  # silence before pos
+        self.mouth = self.mouth_model.stream()
+        keep = max(0, k0 - self.row_offset)
+        self.rows = self.rows[:keep]
+        short = k0 - (self.row_offset + len(self.rows))
+        if short > 0:
+            self.rows = np.concatenate([self.rows, np.repeat(self._silent_row()[None], short, axis=0)])
+        keep = max(0, k0 - self._prosody_frame)
+        f = self.feats
+        f = AudioFeatures(f.log_mel[:keep], f.rms_db[:keep], f.pitch_hz[:keep])
+        short = k0 - (self._prosody_frame + len(f))
+        if short > 0:
+            f = AudioFeatures.concatenate([f, _silent_features(short)])
+        self.feats = f
+        self.samples_in = pos
+
+    def _silent_row(self) -> np.ndarray:
+        """The mouth model's row for silence (lips at rest)."""
+        if self._rest_row is None:
+            s = self.mouth_model.stream()
+            feats = _silent_features(self.mouth_model.lookahead_frames + 8)
+            rows = [s.push(feats), s.flush()]
+            rows = np.concatenate([r for r in rows if len(r)] or [np.zeros((1, 4), np.float32)])
+            self._rest_row = rows[-1].astype(np.float32)
+        return self._rest_row
+
+
+def _silent_features(n: int) -> AudioFeatures:
+    """What the extractor gives for n frames of digital silence."""
+    from .audio import compute_frames
+
+    one = compute_frames(np.zeros((1, WINDOW), np.float32))
+    return AudioFeatures(np.repeat(one.log_mel, n, axis=0), np.repeat(one.rms_db, n), np.repeat(one.pitch_hz, n))
 
 
 def in_background(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:

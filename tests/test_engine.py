@@ -38,9 +38,18 @@ def test_animator_frames_do_not_depend_on_chunk_size(face, speech_audio):
 
     a, b = run(160), run(8000)
     assert len(a) == len(b) == round(len(samples) / SAMPLE_RATE * 25)
+    from dataclasses import astuple
+
+    def flat(motion):
+        t = astuple(motion)
+        return np.array([*t[:-1], *t[-1]], float)
+
+    # equal up to float round-off: BLAS sums a batch of 1 and a batch of 50 in different orders
     for fa, fb in zip(a, b):
-        assert fa.index == fb.index and fa.motion == fb.motion
-        assert np.array_equal(fa.image, fb.image)
+        assert fa.index == fb.index
+        np.testing.assert_allclose(flat(fa.motion), flat(fb.motion), atol=1e-4)
+        diff = np.abs(fa.image.astype(int) - fb.image.astype(int))
+        assert diff.max() <= 3 and diff.mean() < 0.05
 
 
 def test_frames_arrive_with_bounded_lookahead(face, speech_audio):

@@ -1,0 +1,254 @@
+// talkface live: one WebSocket carries JPEG frames + PCM audio from the server, and the
+// microphone / file audio, text and control changes to it. Each frame's audio is scheduled on
+// the Web Audio clock and the frame is drawn when that audio starts playing, so lips and sound
+// stay together whatever the network does.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let token = params.get("token") || sessionStorage.getItem("talkface-token") || "";
+if (params.get("token")) sessionStorage.setItem("talkface-token", token);
+
+const JITTER_S = 0.06;            // playout delay that absorbs network jitter
+const MAX_BUFFER_S = 0.25;        // after a stall the server catches up in a burst: beyond this, drop to stay live
+const stats = (window.talkface = {
+  received: 0, shown: 0, speechFrames: 0, distinct: 0, dropped: 0, fps: 0, errors: [], session: null,
+  connected: false, clock: "none", shownAt: [], transitMs: [],
+});
+const canvas = $("view");
+const g2d = canvas.getContext("2d");
+let ws = null, audioCtx = null, outGain = null, playHead = 0, session = null;
+let pending = [];                  // decoded frames waiting for their time: {bmp, at, index, key, flags}
+let mic = null, lastKey = null;
+
+function status(text) { $("status").textContent = text; }
+function showError(text) { $("error").textContent = text || ""; if (text) stats.errors.push(text); }
+function authHeaders() { return token ? { Authorization: "Bearer " + token } : {}; }
+function audioRunning() { return audioCtx && audioCtx.state === "running"; }
+function clockNow() { return audioRunning() ? audioCtx.currentTime : performance.now() / 1000; }
+
+async function detail(response) {
+  try { const j = await response.json(); return j.detail || JSON.stringify(j); } catch (e) { return response.statusText; }
+}
+
+async function start() {
+  showError("");
+  if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  if (!audioCtx) {
+    audioCtx = new AudioContext();
+    outGain = audioCtx.createGain();
+    outGain.connect(audioCtx.destination);
+  }
+  try { await audioCtx.resume(); } catch (e) { /* no audio device: frames still play on the page clock */ }
+  let pid = "builtin";
+  if (document.querySelector("input[name=portrait]:checked").value === "upload") {
+    const file = $("image").files[0];
+    if (!file) { showError("choose an image first"); return; }
+    status("analysing the portrait…");
+    const fd = new FormData();
+    fd.append("image", file);
+    const r = await fetch("/v1/portraits", { method: "POST", body: fd, headers: authHeaders() });
+    if (!r.ok) { showError("portrait: " + (await detail(r))); status("not connected"); return; }
+    pid = (await r.json()).id;
+  }
+  const url = new URL("/v1/live", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("portrait", pid);
+  if (token) url.searchParams.set("token", token);
+  status("connecting…");
+  ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = onMessage;
+  ws.onclose = (e) => {
+    stats.connected = false;
+    status("disconnected" + (e.reason ? ": " + e.reason : ""));
+    $("speech").disabled = $("controls").disabled = true;
+  };
+}
+
+function onMessage(ev) {
+  if (typeof ev.data === "string") {
+    const m = JSON.parse(ev.data);
+    if (m.type === "ready") {
+      session = stats.session = m;
+      stats.connected = true;
+      playHead = 0;
+      $("speech").disabled = $("controls").disabled = false;
+      status(`live · ${m.size}×${m.size} · ${m.fps} fps`);
+      sendControls();
+    } else if (m.type === "error") {
+      showError(m.message);
+    }
+    return;
+  }
+  const dv = new DataView(ev.data);
+  if (dv.getUint32(0, true) !== 0x31464654) return;   // "TFF1"
+  const index = dv.getUint32(4, true);
+  const sent = dv.getFloat64(16, true);
+  const flags = dv.getUint8(24);
+  const jlen = dv.getUint32(28, true), plen = dv.getUint32(32, true);
+  const jpeg = new Uint8Array(ev.data, 36, jlen);
+  const pcm = new Int16Array(ev.data.slice(36 + jlen, 36 + jlen + plen));
+  stats.received++;
+  const transit = Date.now() - sent * 1000;   // same clock only when browser and server share a machine
+  stats.transitMs.push(transit);
+  if (stats.transitMs.length > 250) stats.transitMs.shift();
+  const at = schedule(pcm);
+  if (at === null) return;
+  if (jlen === 0) {   // the server skipped this picture to keep up: keep showing the previous one
+    pending.push({ bmp: null, at, index, key: lastKey, flags });
+    return;
+  }
+  let key = jlen;
+  for (let i = 0; i < jlen; i += 61) key = (key * 31 + jpeg[i]) >>> 0;
+  createImageBitmap(new Blob([jpeg], { type: "image/jpeg" })).then((bmp) => {
+    pending.push({ bmp, at, index, key, flags });
+    pending.sort((a, b) => a.index - b.index);
+  });
+}
+
+function schedule(pcm) {
+  if (!audioRunning()) { stats.clock = "page"; return clockNow(); }
+  stats.clock = "audio";
+  const rate = session.audio_rate;
+  const now = audioCtx.currentTime;
+  if (playHead < now + 0.01) playHead = now + JITTER_S;   // start, or recover after a stall
+  if (playHead > now + MAX_BUFFER_S) { stats.dropped++; return null; }
+  if (pcm.length) {
+    const buf = audioCtx.createBuffer(1, pcm.length, rate);
+    const ch = buf.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+    const src = audioCtx.createBufferSource();
+    src.buffer = buf;
+    src.connect(outGain);
+    src.start(playHead);
+  }
+  const at = playHead;
+  playHead += pcm.length / rate;
+  return at;
+}
+
+function tick() {
+  const now = clockNow();
+  let show = null;
+  while (pending.length && pending[0].at <= now) {
+    if (show && show.bmp) show.bmp.close();
+    show = pending.shift();
+  }
+  if (!show) return;
+  if (show.bmp) {
+    g2d.drawImage(show.bmp, 0, 0, canvas.width, canvas.height);
+    show.bmp.close();
+  }
+  stats.shown++;
+  if (show.flags & 1) stats.speechFrames++;
+  if (show.key !== lastKey) stats.distinct++;
+  lastKey = show.key;
+  const t = performance.now();
+  stats.shownAt.push(t);
+  while (stats.shownAt.length && stats.shownAt[0] < t - 2000) stats.shownAt.shift();
+  stats.fps = stats.shownAt.length / 2;
+  $("speaking").textContent = show.flags & 1 ? "speaking" : "idle";
+}
+// draw on every display refresh; a timer keeps frames coming where the page is not painted (background tab, headless)
+function loop() { tick(); requestAnimationFrame(loop); }
+requestAnimationFrame(loop);
+setInterval(tick, 12);
+setInterval(() => {
+  $("fps").textContent = stats.fps.toFixed(1);
+  $("latency").textContent = audioRunning() && playHead ? `buffer ${Math.max(0, (playHead - audioCtx.currentTime) * 1000).toFixed(0)} ms` : "page clock";
+}, 500);
+
+function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
+
+function toInt16(f32) {
+  const out = new Int16Array(f32.length);
+  for (let i = 0; i < f32.length; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round(f32[i] * 32767)));
+  return out;
+}
+
+async function sendAudioFile(file) {
+  showError("");
+  if (!file || !ws) return;
+  let decoded;
+  try { decoded = await audioCtx.decodeAudioData(await file.arrayBuffer()); }
+  catch (e) { showError("cannot decode this audio file in the browser"); return; }
+  if (decoded.duration > session.max_seconds) { showError(`audio is longer than the ${session.max_seconds} s limit`); return; }
+  const n = decoded.length, mono = new Float32Array(n);
+  for (let c = 0; c < decoded.numberOfChannels; c++) {
+    const ch = decoded.getChannelData(c);
+    for (let i = 0; i < n; i++) mono[i] += ch[i] / decoded.numberOfChannels;
+  }
+  send({ type: "interrupt" });
+  send({ type: "audio_format", rate: decoded.sampleRate });
+  const step = Math.round(decoded.sampleRate * 0.1);
+  for (let i = 0; i < n; i += step) ws.send(toInt16(mono.subarray(i, i + step)).buffer);
+  send({ type: "end_of_speech" });
+}
+
+async function toggleMic() {
+  if (mic) {
+    mic.tracks.forEach((t) => t.stop());
+    mic.node.disconnect();
+    mic = null;
+    send({ type: "end_of_speech" });
+    $("mic").classList.remove("on");
+    outGain.gain.value = 1;
+    return;
+  }
+  try {
+    const media = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } });
+    const source = audioCtx.createMediaStreamSource(media);
+    const node = audioCtx.createScriptProcessor(1024, 1, 1);
+    const sink = audioCtx.createGain();
+    sink.gain.value = 0;
+    send({ type: "audio_format", rate: audioCtx.sampleRate });
+    node.onaudioprocess = (e) => { if (ws && ws.readyState === 1) ws.send(toInt16(e.inputBuffer.getChannelData(0)).buffer); };
+    source.connect(node);
+    node.connect(sink);
+    sink.connect(audioCtx.destination);
+    mic = { tracks: media.getTracks(), node };
+    $("mic").classList.add("on");
+    outGain.gain.value = $("hear").checked ? 1 : 0;
+  } catch (e) {
+    showError("microphone: " + e.message);
+  }
+}
+
+let controlsTimer = null;
+function sendControls() {
+  clearTimeout(controlsTimer);
+  controlsTimer = setTimeout(() => {
+    const v = (id) => parseFloat($(id).value);
+    send({
+      type: "controls", emotion: $("emotion").value, emotion_strength: v("emotion_strength"),
+      motion_scale: v("motion_scale"), head_distance: v("head_distance"),
+      gaze: $("gaze_free").checked ? null : `${v("gaze_yaw")},${v("gaze_pitch")}`,
+    });
+  }, 60);
+}
+document.querySelectorAll("#controls input, #controls select").forEach((el) => {
+  const out = el.parentElement.querySelector("output");
+  const show = () => { if (out) out.textContent = el.value; };
+  show();
+  el.addEventListener("input", () => { show(); sendControls(); });
+});
+
+async function download() {
+  if (!session) return;
+  const r = await fetch(`/v1/sessions/${session.session}/recording.mp4`, { headers: authHeaders() });
+  if (!r.ok) { showError("download: " + (await detail(r))); return; }
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await r.blob());
+  a.download = "talkface-session.mp4";
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+$("start").addEventListener("click", start);
+$("say").addEventListener("click", () => { showError(""); send({ type: "say", text: $("text").value, voice: $("voice").value }); });
+$("text").addEventListener("keydown", (e) => { if (e.key === "Enter") $("say").click(); });
+$("audio").addEventListener("change", (e) => sendAudioFile(e.target.files[0]));
+$("mic").addEventListener("click", toggleMic);
+$("hear").addEventListener("change", () => { if (mic) outGain.gain.value = $("hear").checked ? 1 : 0; });
+$("stop").addEventListener("click", () => send({ type: "interrupt" }));
+$("download").addEventListener("click", download);

@@ -1,0 +1,128 @@
+"""The live web app in a real browser: Debian's chromium, headless, driven by playwright.
+
+Skipped with a message where /usr/bin/chromium (or $TALKFACE_CHROMIUM) or the playwright
+package is missing. Playwright never downloads a browser here: it is pointed at the system one.
+Set TALKFACE_SCREENSHOT_DIR to keep the screenshot.
+"""
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("TALKFACE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+                  # a synthetic microphone (a beep), granted without a prompt
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def _requirements():
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright==1.65.2; no browser download needed)")
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    _requirements()
+    import uvicorn
+
+    from talkface.server import ServerConfig, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ServerConfig()), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _stats(page) -> dict:
+    return page.evaluate("() => ({shown: talkface.shown, distinct: talkface.distinct, received: talkface.received,"
+                         " speech: talkface.speechFrames, clock: talkface.clock, errors: talkface.errors})")
+
+
+def test_live_session_in_chromium(server_url, tmp_path):
+    import soundfile as sf
+    from playwright.sync_api import sync_playwright
+
+    from talkface.speech import speak
+
+    spoken = speak("Hello! This is a browser test of the talking portrait. It should move its lips now.")
+    wav = tmp_path / "speech.wav"
+    sf.write(str(wav), np.concatenate([spoken.samples, np.zeros(spoken.sample_rate // 2, np.float32)]),
+             spoken.sample_rate)
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1100, "height": 760}, permissions=["microphone"], accept_downloads=True)
+        try:
+            page = browser.new_page()
+            page.goto(server_url)
+            page.click("#start")
+            page.wait_for_function("() => talkface.connected && talkface.shown > 10", timeout=30000)
+            page.set_input_files("#audio", str(wav))
+            page.wait_for_function("() => talkface.speechFrames > 5", timeout=20000)
+            a = _stats(page)
+            time.sleep(2.0)
+            b = _stats(page)
+            fps = (b["shown"] - a["shown"]) / 2.0
+            changing = (b["distinct"] - a["distinct"]) / 2.0
+            shot = tmp_path / "live.png"
+            page.screenshot(path=str(shot))
+            spread = page.evaluate("""() => { const c = document.getElementById('view');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let s = 0, s2 = 0, n = 0;
+                for (let i = 0; i < d.length; i += 4 * 97) { s += d[i + 1]; s2 += d[i + 1] * d[i + 1]; n++; }
+                return Math.sqrt(s2 / n - (s / n) ** 2); }""")
+            transit = page.evaluate("() => talkface.transitMs.slice().sort((x, y) => x - y)")
+            print(f"\nbrowser: {fps:.1f} frames/s shown, {changing:.1f} changes/s, WebSocket transit "
+                  f"p50 {transit[len(transit) // 2]:.1f} ms p95 {transit[int(len(transit) * 0.95)]:.1f} ms "
+                  f"(server send -> browser onmessage, same machine)")
+            keep = os.environ.get("TALKFACE_SCREENSHOT_DIR")
+            if keep:
+                Path(keep).mkdir(parents=True, exist_ok=True)
+                shutil.copy(shot, Path(keep) / "browser_live.png")
+            # the microphone path: the fake device's audio drives speech frames
+            page.click("#stop")
+            before = page.evaluate("() => talkface.speechFrames")
+            page.click("#mic")
+            page.wait_for_function(f"() => talkface.speechFrames > {before + 25}", timeout=20000)
+            page.click("#mic")
+            # typed text, spoken offline on the server
+            page.click("#stop")
+            before = page.evaluate("() => talkface.speechFrames")
+            page.fill("#text", "Typing works too.")
+            page.click("#say")
+            page.wait_for_function(f"() => talkface.speechFrames > {before + 15}", timeout=20000)
+            # the session as an MP4
+            with page.expect_download(timeout=30000) as download:
+                page.click("#download")
+            mp4 = tmp_path / "session.mp4"
+            download.value.save_as(str(mp4))
+            errors = page.evaluate("() => talkface.errors")
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert mp4.read_bytes()[4:8] == b"ftyp" and mp4.stat().st_size > 20000
+    assert b["speech"] > 5, "no speech-driven frames were shown"
+    assert spread > 20, "the canvas shows no picture"
+    assert fps >= 20, f"frames shown at {fps:.1f} fps (clock: {b['clock']})"
+    assert changing >= 20, f"frames changed at only {changing:.1f} per second"
