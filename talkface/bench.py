@@ -90,12 +90,12 @@ def run_bench(args) -> int:
     if args.stream:
         from .stream import run_stream_bench
 
-        result = run_stream_bench(seconds=args.seconds or 300.0, size=args.size)
-        print("streaming, 512x512" if args.size == 512 else f"streaming, {args.size}x{args.size}")
+        result = run_stream_bench(seconds=args.seconds or 300.0, size=args.size, fps=args.fps or 40.0)
+        print(f"streaming, {args.size}x{args.size} at {args.fps or 40.0:g} fps")
         for key, value in result.items():
             print(f"  {key:22s} {value:10.1f}" if isinstance(value, float) else f"  {key:22s} {value}")
     else:
-        result = run_file_bench(args.seconds or 30.0, args.size, args.fps, args.image, args.audio)
+        result = run_file_bench(args.seconds or 30.0, args.size, args.fps or 25.0, args.image, args.audio)
         print(f"{result['frames']} frames of {result['size']}x{result['size']} from {result['seconds_of_audio']:.1f} s of audio "
               f"in {result['wall_seconds']:.1f} s")
         for stage, ms in result["stages_ms"].items():

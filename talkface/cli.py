@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.add_argument("--seconds", type=_float, default=None, help="audio length; default 30 (300 with --stream)")
     b.add_argument("--size", type=_positive_int, default=512)
-    b.add_argument("--fps", type=_float, default=25.0)
+    b.add_argument("--fps", type=_float, default=None, help="default 25 (40 with --stream)")
     b.add_argument("--image", help="portrait (default: built-in)")
     b.add_argument("--audio", help="audio (default: built-in spoken sentence, repeated)")
     b.add_argument("--stream", action="store_true", help="benchmark the streaming engine instead")
