@@ -76,25 +76,17 @@ def track_frames(frames, times=None, name: str = "frames") -> VideoTrack:
 
 def track_video(path: str | Path, max_seconds: float | None = None) -> VideoTrack:
     """Track every frame of a video file, using its own timestamps."""
-    import av
+    from .video import iter_video_frames
 
     path = Path(path)
     tracker = FaceTracker()
     pts, times = [], []
     size = (0, 0)
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            start = None
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else len(times) / float(stream.average_rate or 25)
-                start = t if start is None else start
-                if max_seconds is not None and t - start > max_seconds:
-                    break
-                img = frame.to_ndarray(format="rgb24")
-                size = (img.shape[1], img.shape[0])
-                pts.append(tracker.points(img))
-                times.append(t - start)
+        for t, img in iter_video_frames(path, max_seconds):
+            size = (img.shape[1], img.shape[0])
+            pts.append(tracker.points(img))
+            times.append(t)
     finally:
         tracker.close()
     return VideoTrack(name=path.stem, times=np.array(times), points=np.array(pts), frame_size=size)

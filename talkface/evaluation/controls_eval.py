@@ -46,6 +46,20 @@ MIN_CHANGE = {"mouth_corners": 0.01, "brow_inner": 0.01, "brow": 0.01, "eye_aper
 SENTENCE = "Hello there, my name is Anna and I am happy to meet you today. How are you?"
 
 
+
+def _still_points(face, motion) -> np.ndarray:
+    """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
+    from ..tracking import FaceTracker
+
+    img = face.renderer.render(face.rig.targets(motion), motion.expression)
+    tracker = FaceTracker()
+    try:
+        for _ in range(3):
+            points = tracker.points(img)
+    finally:
+        tracker.close()
+    return points
+
 def _frames(face, controls, audio, seed: int = 0):
     from ..controls import ControlTrack
     from ..engine import GenerateOptions, generate
@@ -139,14 +153,7 @@ def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     # references: the portrait at rest, and with its irises centred (gaze zero)
     ref = settled(_track(_frames(face, still, silence)))
     centred = MotionFrame(expression=Expression(gaze_yaw=-face.rest_gaze[0], gaze_pitch=-face.rest_gaze[1]))
-    img = face.renderer.render(face.rig.targets(centred), centred.expression)
-    tracker = FaceTracker()
-    try:
-        for _ in range(3):
-            p = tracker.points(img)
-    finally:
-        tracker.close()
-    fm = face_measures(p)
+    fm = face_measures(_still_points(face, centred))
     gaze_zero = fm["gaze"] + (fm["pose"][:2] - ref["pose"][:2])   # so that this frame reads as gaze (0, 0)
 
     result: dict = {"portrait": image or "built-in", "fps": FPS}
@@ -294,14 +301,7 @@ def calibrate(log=lambda m: None) -> dict:
     rest = face.rest_gaze
 
     def measure(mf):
-        img = face.renderer.render(face.rig.targets(mf), mf.expression)
-        tracker = FaceTracker()
-        try:
-            for _ in range(3):
-                p = tracker.points(img)
-        finally:
-            tracker.close()
-        return face_measures(p)
+        return face_measures(_still_points(face, mf))
 
     def eyes(gy, gp, **pose):
         return MotionFrame(**pose, expression=Expression(gaze_yaw=gy - rest[0], gaze_pitch=gp - rest[1],

@@ -103,22 +103,12 @@ def nme(real: np.ndarray, other: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------- one video
 def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray], np.ndarray]:
-    import av
+    from ..video import VideoReadError, read_video_frames
 
-    frames, times = [], []
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            start = None
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else len(times) / float(stream.average_rate or 25)
-                start = t if start is None else start
-                if max_seconds is not None and t - start > max_seconds:
-                    break
-                frames.append(frame.to_ndarray(format="rgb24"))
-                times.append(t - start)
-    except Exception as exc:
-        raise ReenactError(f"cannot read video {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        frames, times = read_video_frames(path, max_seconds=max_seconds)
+    except VideoReadError as exc:
+        raise ReenactError(str(exc)) from None
     if not frames:
         raise ReenactError(f"no video frames in {path}")
     return frames, np.array(times)
