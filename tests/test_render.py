@@ -142,3 +142,15 @@ def test_full_framing_pastes_the_head_back_seamlessly(face):
     assert np.percentile(diff[~face_area], 99.5) <= 6
     moved = np.abs(out[1].astype(int) - out[0].astype(int)).max(axis=-1)
     assert moved.max() > 30
+
+
+def test_triangle_affines_map_vertices_exactly():
+    from talkface.render import _affine_from_triangles
+
+    rng = np.random.default_rng(0)
+    dst, src = rng.random((200, 3, 2)) * 500, rng.random((200, 3, 2)) * 500
+    coef = _affine_from_triangles(dst, src).reshape(-1, 2, 3)
+    mapped = np.einsum("nij,nvj->nvi", coef, np.concatenate([dst, np.ones((200, 3, 1))], axis=2))
+    np.testing.assert_allclose(mapped, src, atol=0.02)
+    flat = np.zeros((1, 3, 2))  # a degenerate triangle falls back to identity
+    assert np.allclose(_affine_from_triangles(flat, flat), [1, 0, 0, 0, 1, 0])
