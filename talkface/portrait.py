@@ -167,15 +167,24 @@ def person_mask(image: np.ndarray) -> np.ndarray:
 
 
 def square_crop(image: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
-    """Resample the square (x0, y0, side) of the image to size x size, replicating the edge
-    where the square leaves the image."""
+    """Resample the square (x0, y0, side) of the image to size x size. Where the square
+    leaves the image, the picture is mirrored and faded into a blur of itself: replicated
+    edge pixels read as streaks, a soft extension reads as out of focus."""
     import cv2
 
     x0, y0, side = box
     s = size / side
     affine = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
-    return cv2.warpAffine(image, affine, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpAffine(image, affine, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT_101)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.uint8), affine, (size, size), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if inside.all():
+        return crop
+    outside_dist = cv2.distanceTransform((1 - inside).astype(np.uint8), cv2.DIST_L2, 3)
+    fade = np.clip(outside_dist / (0.06 * size), 0.0, 1.0)[..., None]
+    soft = cv2.GaussianBlur(crop, (0, 0), 0.03 * size)
+    return (crop * (1 - fade) + soft * fade).astype(np.uint8)
 
 
 def head_box(points: np.ndarray, margin: float) -> tuple[float, float, float]:
