@@ -147,7 +147,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"talkface watermark FOUND in {path}: version {p.version}, id {p.user_id}, "
               f"confidence {result.confidence:.4f} ({result.frames_used} frame(s) checked)")
         return 0
-    print(f"no talkface watermark found in {path} (confidence {result.confidence:.4f}, {result.frames_used} frame(s) checked)")
+    print(f"no talkface watermark found in {path} ({result.frames_used} frame(s) checked)")
     return 1
 
 

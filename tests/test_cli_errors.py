@@ -104,3 +104,25 @@ def test_output_must_be_mp4(tmp_path, speech_wav):
     out = tmp_path / "out.avi"
     code, _, err = run_cli("generate", "--audio", str(speech_wav), "-o", str(out))
     assert_clean_failure(code, err, out, ".mp4")
+
+
+def test_verify_exit_codes(tmp_path, speech_wav):
+    """0 when the mark is found, 1 when not, 2 on unreadable input."""
+    marked = tmp_path / "marked.mp4"
+    code, _, err = run_cli("generate", "--audio", str(speech_wav), "-o", str(marked), "--size", "256", "--watermark-id", "4242")
+    assert code == 0, err
+    code, out, _ = run_cli("verify", str(marked))
+    assert code == 0 and "FOUND" in out and "id 4242" in out
+
+    from PIL import Image
+
+    plain = tmp_path / "plain.png"
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((256, 256, 3)) * 255).astype(np.uint8)).save(plain)
+    code, out, _ = run_cli("verify", str(plain))
+    assert code == 1 and "no talkface watermark" in out
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    code, _, err = run_cli("verify", str(junk))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -1,0 +1,220 @@
+"""Tests for the invisible "AI-generated" watermark (talkface.watermark).
+
+Host content is synthetic (built here): a textured background with a moving,
+smooth face-like blob, which is what the perceptual mask has to cope with.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from talkface.watermark import (
+    FORMAT_VERSION,
+    Detection,
+    Payload,
+    Watermarker,
+    WatermarkReadError,
+    Z_THRESHOLD,
+    detect_frames,
+    verify_file,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PAYLOAD = Payload(version=FORMAT_VERSION, user_id=0xBEEF)
+
+
+def synthetic_clip(n: int = 25, size: int = 512, seed: int = 0) -> list[np.ndarray]:
+    """Textured background + a moving smooth ellipse ('face') with a textured cap ('hair')."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, 1.0, (size + 64, size + 64)).astype(np.float32)
+    tex = cv2.GaussianBlur(noise, (0, 0), 1.2)
+    tex = tex / tex.std() * 22.0
+    shade = np.linspace(70, 170, size + 64, dtype=np.float32)[None, :]
+    base = np.clip(tex + shade, 0, 255)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = []
+    for t in range(n):
+        dx, dy = int(8 * np.sin(t / 4.0)), int(5 * np.cos(t / 5.0))
+        y = base[32 + dy : 32 + dy + size, 32 + dx : 32 + dx + size].copy()
+        cy, cx = size * 0.55 + 3 * np.sin(t / 3.0), size * 0.5 + 4 * np.cos(t / 3.0)
+        face = ((yy - cy) / (size * 0.3)) ** 2 + ((xx - cx) / (size * 0.22)) ** 2 < 1.0
+        y[face] = 180.0 + 0.05 * (yy[face] - cy)  # smooth skin
+        frame = np.stack([y * 1.05, y, y * 0.9], axis=-1)
+        frame += rng.normal(0.0, 1.0, frame.shape).astype(np.float32)  # sensor noise
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def h264(frames: list[np.ndarray], crf: int, fps: int = 25) -> list[np.ndarray]:
+    h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        st = c.add_stream("libx264", rate=fps, options={"crf": str(crf)})
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            for p in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h, :w]), format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    buf.seek(0)
+    with av.open(buf) as c:
+        return [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def clip() -> list[np.ndarray]:
+    return synthetic_clip()
+
+
+@pytest.fixture(scope="module")
+def marked(clip: list[np.ndarray]) -> list[np.ndarray]:
+    wm = Watermarker(PAYLOAD)
+    return [wm.embed(f) for f in clip]
+
+
+def assert_found(d: Detection) -> None:
+    assert d.found, d
+    assert d.payload == PAYLOAD
+    assert d.z_score >= Z_THRESHOLD
+    assert 0.99 < d.confidence <= 1.0
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_payload_round_trip_and_crc() -> None:
+    for p in (Payload(1), Payload(FORMAT_VERSION, 0), Payload(7, 65535), PAYLOAD):
+        bits = p.to_bits()
+        assert bits.size >= 32 + 16 and set(np.unique(bits)) <= {0, 1}
+        assert Payload.from_bits(bits) == p
+        for i in range(bits.size):  # any single bit error is caught by the CRC
+            bad = bits.copy()
+            bad[i] ^= 1
+            assert Payload.from_bits(bad) is None
+    rng = np.random.default_rng(1)
+    accepted = sum(Payload.from_bits(rng.integers(0, 2, bits.size)) is not None for _ in range(2000))
+    assert accepted == 0
+    with pytest.raises(ValueError):
+        Payload(1, 70000)
+
+
+def test_embed_is_invisible_by_psnr(clip: list[np.ndarray], marked: list[np.ndarray]) -> None:
+    for a, b in zip(clip, marked):
+        assert b.shape == a.shape and b.dtype == np.uint8
+        assert psnr(a, b) >= 40.0
+    flat = np.full((512, 512, 3), 128, np.uint8)
+    out = Watermarker(PAYLOAD).embed(flat)
+    # Flat areas get almost nothing: at most one grey level anywhere.
+    assert np.abs(out.astype(int) - 128).max() <= 1
+    assert psnr(flat, out) >= 50.0
+
+
+def test_embed_any_size_and_input_checks() -> None:
+    wm = Watermarker(PAYLOAD)
+    for h, w in ((300, 400), (1080, 1920), (64, 64)):
+        f = np.full((h, w, 3), 100, np.uint8)
+        assert wm.embed(f).shape == (h, w, 3)
+    with pytest.raises(ValueError):
+        wm.embed(np.zeros((10, 10), np.uint8))
+
+
+def test_single_frame_round_trip(marked: list[np.ndarray]) -> None:
+    assert_found(detect_frames(marked[:1]))
+
+
+def test_other_user_id_is_decoded(clip: list[np.ndarray]) -> None:
+    p = Payload(version=3, user_id=12345)
+    d = detect_frames([Watermarker(p).embed(clip[0])])
+    assert d.found and d.payload == p
+
+
+def test_survives_h264_crf28(marked: list[np.ndarray]) -> None:
+    d = detect_frames(h264(marked, 28))
+    assert_found(d)
+    assert d.frames_used == len(marked)
+
+
+def test_survives_crop_10_percent(marked: list[np.ndarray]) -> None:
+    h, w = marked[0].shape[:2]
+    assert_found(detect_frames([f[h // 10 :, w // 10 :] for f in marked[:10]]))  # top and left
+    assert_found(detect_frames([f[: h - h // 10, : w - w // 10] for f in marked[:10]]))  # bottom and right
+
+
+@pytest.mark.parametrize("size", [256, 720])
+def test_survives_rescale(marked: list[np.ndarray], size: int) -> None:
+    interp = cv2.INTER_AREA if size < 512 else cv2.INTER_CUBIC
+    assert_found(detect_frames([cv2.resize(f, (size, size), interpolation=interp) for f in marked[:10]]))
+
+
+def test_unmarked_is_not_found(clip: list[np.ndarray]) -> None:
+    for frames in (clip, clip[:1], [np.full((512, 512, 3), 128, np.uint8)]):
+        d = detect_frames(frames)
+        assert not d.found and d.payload is None
+        assert d.z_score < Z_THRESHOLD
+    rng = np.random.default_rng(5)
+    noise = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
+    assert not detect_frames(noise).found
+    assert detect_frames([]).frames_used == 0
+
+
+def test_verify_file(tmp_path: Path, marked: list[np.ndarray], clip: list[np.ndarray]) -> None:
+    png = tmp_path / "marked.png"
+    cv2.imwrite(str(png), cv2.cvtColor(marked[0], cv2.COLOR_RGB2BGR))
+    assert_found(verify_file(png))
+    mp4 = tmp_path / "marked.mp4"
+    with av.open(str(mp4), "w") as c:
+        st = c.add_stream("libx264", rate=25, options={"crf": "23"})
+        st.width, st.height, st.pix_fmt = 512, 512, "yuv420p"
+        for f in marked:
+            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    d = verify_file(mp4, max_seconds=0.5)
+    assert_found(d)
+    assert d.frames_used <= 13
+    plain = tmp_path / "plain.png"
+    cv2.imwrite(str(plain), cv2.cvtColor(clip[0], cv2.COLOR_RGB2BGR))
+    assert not verify_file(plain).found
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    with pytest.raises(WatermarkReadError):
+        verify_file(junk)
+    with pytest.raises(WatermarkReadError):
+        verify_file(tmp_path / "missing.png")
+    bad_png = tmp_path / "bad.png"
+    bad_png.write_bytes(b"\x89PNG broken")
+    with pytest.raises(ValueError):  # WatermarkReadError is a ValueError
+        verify_file(bad_png)
+
+
+@pytest.mark.shared
+def test_no_false_positives_on_shared_footage() -> None:
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is absent")
+    images = sorted((SHARED / "images").glob("*"))[:6]
+    videos = sorted((SHARED / "videos").glob("*.mp4"))[:2]
+    if not images and not videos:
+        pytest.skip("no shared images or videos")
+    for p in images:
+        d = verify_file(p)
+        assert not d.found and d.z_score < Z_THRESHOLD, (p.name, d)
+    for p in videos:
+        with av.open(str(p)) as c:
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(50), c.decode(video=0))]
+        for f in frames[::10]:
+            d = detect_frames([f])
+            assert not d.found and d.z_score < Z_THRESHOLD, (p.name, d)
+        d = detect_frames(frames)
+        assert not d.found and d.z_score < Z_THRESHOLD, (p.name, d)
