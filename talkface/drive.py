@@ -13,7 +13,6 @@ driver's own inter-ocular distance), so they transfer to any portrait's rig.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 

@@ -98,8 +98,6 @@ class Renderer:
 
         # Triangulate the face with its mouth open: that topology keeps the lips apart, so the
         # triangles inside the lips are exactly the mouth interior.
-        from scipy.spatial import Delaunay
-
         opened = rig.targets(MotionFrame(expression=Expression(jaw_open=1.0, eye_open=0.3))).xy.astype(np.float64)
         tri, kinds = self._triangulate(opened)
         self.triangles = tri
@@ -583,7 +581,6 @@ class Renderer:
         v_up0 = float(self._lip_line(xy, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
         v_lo0 = float(self._lip_line(xy, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
         along = u * half_w * k
-        layers = []
         for key, v_src0, v_dst0 in (("lower", t["v_lo0"], v_lo0), ("upper", t["v_up0"], v_up0)):
             vs = v_src0 + (v - v_dst0) * k
             sx = (t["centre"][0] + t["ux"][0] * along + t["vy"][0] * vs).astype(np.float32)

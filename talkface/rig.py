@@ -333,7 +333,6 @@ class FaceRig:
             b[i, 1] = -0.02 * iod
 
         brow_y = c[list(lm.RIGHT_BROW + lm.LEFT_BROW), 1].mean()
-        eye_y = c[list(lm.RIGHT_EYE_UPPER + lm.LEFT_EYE_UPPER), 1].mean()
         b = basis["brow_raise"]
         for i in lm.RIGHT_BROW + lm.LEFT_BROW:
             b[i, 1] = -0.12 * iod

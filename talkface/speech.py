@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import difflib
 import os
-import re
 import threading
 from dataclasses import dataclass
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, write_wav
+from conftest import write_wav
 
 
 def run_cli(*args, cwd=None):

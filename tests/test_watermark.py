@@ -6,13 +6,14 @@ smooth face-like blob, which is what the perceptual mask has to cope with.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+
+from talkface.evaluation.watermark_eval import h264 as encode_decode
 
 from talkface.watermark import (
     FORMAT_VERSION,
@@ -56,20 +57,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def h264(frames: list[np.ndarray], crf: int, fps: int = 25) -> list[np.ndarray]:
-    h, w = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=fps, options={"crf": str(crf)})
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        for f in frames:
-            for p in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h, :w]), format="rgb24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
-    buf.seek(0)
-    with av.open(buf) as c:
-        return [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+def h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    return encode_decode(frames, crf=crf, preset="veryfast")
 
 
 @pytest.fixture(scope="module")

@@ -46,8 +46,7 @@ MIN_CHANGE = {"mouth_corners": 0.01, "brow_inner": 0.01, "brow": 0.01, "eye_aper
 SENTENCE = "Hello there, my name is Anna and I am happy to meet you today. How are you?"
 
 
-
-def _still_points(face, motion) -> np.ndarray:
+def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
     from ..tracking import FaceTracker
 
@@ -144,7 +143,6 @@ def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     from ..engine import FaceModel
     from ..motion import Expression, MotionFrame
     from ..portrait import Portrait
-    from ..tracking import FaceTracker
 
     face = FaceModel(Portrait.from_file(image) if image else Portrait.builtin())
     silence = _silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
@@ -295,7 +293,6 @@ def calibrate(log=lambda m: None) -> dict:
     from ..engine import FaceModel
     from ..motion import Expression, MotionFrame, lid_follow
     from ..portrait import Portrait
-    from ..tracking import FaceTracker
 
     face = FaceModel(Portrait.builtin())
     rest = face.rest_gaze
