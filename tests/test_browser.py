@@ -112,6 +112,11 @@ def test_live_session_in_chromium(server_url, tmp_path):
             page.fill("#text", "Typing works too.")
             page.click("#say")
             page.wait_for_function(f"() => talkface.speechFrames > {before + 15}", timeout=20000)
+            # head-pose sliders reach the server as a valid control message (an error would be listed)
+            page.evaluate("""() => { for (const [id, v] of [['head_yaw', 20], ['head_roll', -10]]) {
+                const el = document.getElementById(id); el.value = v;
+                el.dispatchEvent(new Event('input', {bubbles: true})); } }""")
+            time.sleep(0.5)
             # the session as an MP4
             with page.expect_download(timeout=30000) as download:
                 page.click("#download")

@@ -223,6 +223,7 @@ function sendControls() {
       type: "controls", emotion: $("emotion").value, emotion_strength: v("emotion_strength"),
       motion_scale: v("motion_scale"), head_distance: v("head_distance"),
       gaze: $("gaze_free").checked ? null : `${v("gaze_yaw")},${v("gaze_pitch")}`,
+      head_pose: `${v("head_yaw")},${v("head_pitch")},${v("head_roll")}`,
     });
   }, 60);
 }
