@@ -85,6 +85,25 @@ def jpeg(frame: np.ndarray, quality: int = 70) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(enc, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def write_visibility_pngs(out_dir: Path, name: str, src: np.ndarray, marked: np.ndarray, zoom: int = 4) -> None:
+    """PNGs to look at: the marked frame, the difference amplified 20x
+    around mid-grey, and the flattest 96 px square, original beside marked,
+    enlarged (nearest neighbour) where a pattern would show first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    diff = marked.astype(np.int16) - src.astype(np.int16)
+    amp = np.clip(128 + 20 * diff, 0, 255).astype(np.uint8)
+    gray = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    n = 96
+    local_sd = cv2.sqrt(cv2.max(cv2.blur(gray * gray, (n, n)) - cv2.blur(gray, (n, n)) ** 2, 0.0))
+    h, w = gray.shape
+    inner = local_sd[n // 2 : h - n // 2, n // 2 : w - n // 2]
+    y, x = np.unravel_index(int(np.argmin(inner)), inner.shape)
+    pair = np.hstack([src[y : y + n, x : x + n], marked[y : y + n, x : x + n]])
+    pair = cv2.resize(pair, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    for suffix, img in (("marked", marked), ("diff_x20", amp), (f"flattest_zoom{zoom}", pair)):
+        cv2.imwrite(str(out_dir / f"{name}_{suffix}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
@@ -257,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride", type=float, default=0.5, help="seconds between 2 s excerpt starts")
     ap.add_argument("--quick", action="store_true", help="3 clips, 75 frames, false positives on every 5th frame")
     ap.add_argument("--strength", type=float, default=wmk.DEFAULT_STRENGTH)
+    ap.add_argument("--png-dir", type=Path, help="write visibility PNGs of each host's first marked frame here")
     args = ap.parse_args(argv)
     if args.quick:
         args.max_videos = args.max_videos or 3
@@ -297,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             marked.append(marker.embed(f))
             embed_times.append(time.perf_counter() - t0)
         psnrs += [psnr(a, b) for a, b in zip(src, marked)]
+        if args.png_dir:
+            write_visibility_pngs(args.png_dir, path.stem, src[0], marked[0])
 
         # Detection time of the public API on one 2 s excerpt.
         t0 = time.perf_counter()
