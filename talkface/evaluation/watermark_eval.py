@@ -255,11 +255,12 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    repo = Path(__file__).resolve().parents[2]
-    shared = repo.parent / "shared" / "data"
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--videos", type=Path, default=shared / "videos", help="host clips (real talking faces)")
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # next to the checkout
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """Options of ``talkface eval watermark``."""
+    ap.add_argument("--videos", type=Path, default=SHARED / "videos", help="host clips (real talking faces)")
     ap.add_argument(
         "--false-positives",
         type=Path,
@@ -277,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 clips, 75 frames, false positives on every 5th frame")
     ap.add_argument("--strength", type=float, default=wmk.DEFAULT_STRENGTH)
     ap.add_argument("--png-dir", type=Path, help="write visibility PNGs of each host's first marked frame here")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.quick:
         args.max_videos = args.max_videos or 3
         args.max_frames = min(args.max_frames, 75)
@@ -361,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fp = None
     if not args.no_false_positives:
-        dirs = args.false_positives or [args.videos, shared / "images"]
+        dirs = args.false_positives or [args.videos, SHARED / "images"]
         fp = false_positive_check([d for d in dirs if d.exists()], log, frame_step=5 if args.quick else 1)
 
     table = []
@@ -414,6 +417,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "table": table, "false_positives": fp}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
