@@ -28,6 +28,15 @@ Scheme (``talkface/evaluation/watermark_eval.py`` measures it):
   z-score that is N(0, 1) per shift on unmarked content.  Above Z_THRESHOLD
   the bits are read at that shift (noise-whitened, channel-weighted),
   Viterbi-decoded, and reported only if the CRC and the tag check.
+
+Known limit: a clip with almost no texture (child_15 of the shared set: an
+upscaled, smooth portrait on a green screen) is not detected after H.264
+CRF 35 (2 s excerpts, sync z 4.9 to 5.8).  Flat areas lose the mark to the
+quantiser at any invisible amplitude, so only textured areas and edges can
+carry it there, and the masks that reached z > 7 on that clip (texture
+gain ~ sqrt(energy), uneroded edges, FLAT_RMS 1.2) left visible grain on
+skin, eyes or the backdrop.  The detector's weighting was re-checked as
+well (noise floor and amplitude exponent): no gain.
 """
 
 from __future__ import annotations
