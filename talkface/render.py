@@ -69,18 +69,22 @@ def _similarity(src_a, src_b, dst_a, dst_b) -> np.ndarray:
 
 
 def _fill_from(known: np.ndarray, image: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """Fill the `fill` pixels from the `known` ones by normalised convolution at growing scales."""
+    """Fill the `fill` pixels from the `known` ones by normalised convolution over several
+    scales at once, coarse scales weighing less: near the known pixels the fine scale wins,
+    far away the coarse one, and the blend is continuous. (Taking each pixel from the first
+    scale that reaches it left a visible step where one scale handed over to the next: a
+    faint line across an eye's white as the iris moved over it.)"""
     out = image.astype(np.float32).copy()
     k = known.astype(np.float32)
-    todo = fill.copy()
-    for sigma in (2, 4, 8, 16, 32):
-        num = cv2.GaussianBlur(image.astype(np.float32) * k[..., None], (0, 0), sigma)
-        den = cv2.GaussianBlur(k, (0, 0), sigma)[..., None]
-        good = todo & (den[..., 0] > 1e-3)
-        out[good] = (num / np.maximum(den, 1e-6))[good]
-        todo &= ~good
-        if not todo.any():
-            break
+    weighted = image.astype(np.float32) * k[..., None]
+    num = np.zeros_like(weighted)
+    den = np.zeros_like(k)
+    for level, sigma in enumerate((2, 4, 8, 16, 32)):
+        w = 0.05 ** level
+        num += w * cv2.GaussianBlur(weighted, (0, 0), sigma)
+        den += w * cv2.GaussianBlur(k, (0, 0), sigma)
+    good = fill & (den > 1e-9)
+    out[good] = (num[good] / den[good, None])
     return out
 
 
@@ -195,30 +199,49 @@ class Renderer:
     # ------------------------------------------------------------------ set-up
     def _build_eye_plates(self, portrait: Portrait) -> None:
         """An eyeball plate per eye: the eye opening with the iris replaced by sclera, and the
-        sclera extended past the lids so a wider eye or a moved iris never shows skin."""
+        sclera extended past the lids so a wider eye or a moved iris never shows skin. And an
+        iris plate: the source with each iris completed to a whole disc where it is mostly
+        visible, so a widened eye or an upward look shows a round iris, not one cut flat
+        along the portrait's own lid line."""
         pts = portrait.points
         img = self.source.astype(np.float32)
+        lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY)
         plate = img.copy()
+        iris_plate = img.copy()
         self.iris_src = []
-        self.eye_open_src = np.zeros((self.size, self.size), np.float32)
+        self.iris_shown_src = np.zeros((self.size, self.size), np.float32)   # where the iris layer may sample
         for eye in _EYES:
             opening = lm.polygon_mask(pts[list(eye.polygon)], self.size) > 0.5
             centre = pts[eye.iris[0], :2]
             radius = float(np.mean(np.linalg.norm(pts[list(eye.iris[1:]), :2] - centre, axis=1)))
             self.iris_src.append((centre.astype(np.float32), radius))
+            c = (int(round(centre[0])), int(round(centre[1])))
             disc = np.zeros_like(opening, np.uint8)
-            cv2.circle(disc, (int(round(centre[0])), int(round(centre[1]))), int(np.ceil(radius * 1.15)), 1, -1)
+            cv2.circle(disc, c, int(np.ceil(radius * 1.2)), 1, -1)   # with the limbus's dark ring
             disc = disc.astype(bool)
-            sclera = opening & ~disc
-            sclera = cv2.erode(sclera.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)  # lash-free sclera
+            # sclera: clear of the lashes, the limbus and the lid's shadow (its darker pixels)
+            sclera = cv2.erode((opening & ~disc).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if sclera.sum() >= 16:
+                sclera &= lum >= np.percentile(lum[sclera], 25)
             band = cv2.dilate(opening.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
             if sclera.sum() < 4:  # eye closed or tiny: nothing to reuse
                 continue
-            filled = _fill_from(sclera, img, (band | disc) & ~sclera)
-            region = (band | disc) & ~sclera
-            plate[region] = filled[region]
-            self.eye_open_src = np.maximum(self.eye_open_src, opening.astype(np.float32))
+            region = band | disc
+            filled = _fill_from(sclera, img, region)
+            # the sclera's own pixels (veins, a highlight) kept inside, faded into the fill at their
+            # edge: a hard edge there showed as a thin line when the iris moved over it
+            keep = np.clip(2 * cv2.GaussianBlur(sclera.astype(np.float32), (0, 0), 0.8) - 1, 0, 1)[region][:, None]
+            plate[region] = keep * img[region] + (1 - keep) * filled[region]
+            self.iris_shown_src = np.maximum(self.iris_shown_src, opening.astype(np.float32))
+            iris = np.zeros_like(opening, np.uint8)
+            cv2.circle(iris, c, int(np.ceil(radius)) + 1, 1, -1)
+            iris = iris.astype(bool)
+            seen = iris & cv2.erode(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if seen.sum() >= 0.5 * iris.sum():
+                iris_plate[iris] = _fill_from(seen, img, iris & ~seen)[iris]
+                self.iris_shown_src = np.maximum(self.iris_shown_src, iris.astype(np.float32))
         self.eye_plate = plate.astype(np.uint8)
+        self.iris_plate = np.clip(iris_plate, 0, 255).astype(np.uint8)
         self._build_lid_plate(portrait)
 
     def _build_lid_plate(self, portrait: Portrait) -> None:
@@ -438,9 +461,9 @@ class Renderer:
             scale = np.hypot(m[0, 0], m[1, 0])
             ix = c_src[0] + (gx - c_dst[0]) * scale
             iy = c_src[1] + (gy - c_dst[1]) * scale
-            iris = cv2.remap(self.source, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            iris = cv2.remap(self.iris_plate, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             r = np.hypot(ix - c_src[0], iy - c_src[1])
-            visible_src = cv2.remap(self.eye_open_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            visible_src = cv2.remap(self.iris_shown_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             alpha_iris = np.clip((radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
             eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
             # the upper lid's shadow on the eyeball
