@@ -223,7 +223,9 @@ class Renderer:
             sclera = cv2.erode((opening & ~disc).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
             if sclera.sum() >= 16:
                 sclera &= lum >= np.percentile(lum[sclera], 25)
-            band = cv2.dilate(opening.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            # as far past the lids as they may open (eye_open 2 lifts the upper lid half the opening)
+            reach = max(4, int(np.ceil(0.6 * np.ptp(pts[list(eye.polygon), 1]))))
+            band = cv2.dilate(opening.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
             if sclera.sum() < 4:  # eye closed or tiny: nothing to reuse
                 continue
             region = band | disc
@@ -324,6 +326,7 @@ class Renderer:
         self.cavity_rgb = self._style(np.array([66, 26, 28], np.float32) * self.light)
         self.tongue_rgb = self._style(np.array([150, 78, 80], np.float32) * self.light)
         self.own_teeth = self._own_teeth(portrait)
+        self.own_interior = self._own_interior(portrait)
         # the picture's own fine grain (film, paint, stone), laid over what is drawn so it matches
         grey = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
         self.grain = np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
@@ -464,7 +467,8 @@ class Renderer:
             iris = cv2.remap(self.iris_plate, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             r = np.hypot(ix - c_src[0], iy - c_src[1])
             visible_src = cv2.remap(self.iris_shown_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha_iris = np.clip((radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
+            # the iris with its dark limbal ring (the mesh's iris radius falls just inside it)
+            alpha_iris = np.clip((1.12 * radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
             eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
             # the upper lid's shadow on the eyeball
             upper = targets.xy[list(eye.polygon[: len(eye.polygon) // 2 + 1])]
@@ -500,6 +504,10 @@ class Renderer:
         rest = np.zeros((h, w), np.uint8)
         cv2.fillPoly(rest, [np.round((cover_poly - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         rest_f = cv2.GaussianBlur(rest.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.4 * lid_px))
+        # a lid no lower than at rest covers nothing (a widened eye): skip, or the two masks'
+        # different edges (polygon vs triangles) draw a thin ring of lid skin round the eye
+        if closed < 0.02:
+            return region
         covered = np.clip(rest_f - open_mask, 0, 1)
         if covered.max() < 0.05:
             return region
@@ -564,12 +572,18 @@ class Renderer:
 
         # as soft and as grainy as the picture around it
         out = cv2.GaussianBlur(out.astype(np.float32), (0, 0), 0.6) + 0.8 * self.grain[y0:y1, x0:x1, None]
+        own = 0.0
+        if self.own_interior is not None:
+            out, own = self._own_interior_layer(out, u, v, v_up, v_lo, gap_mid)
         # the opening fades in over its first pixel or two: closed lips show no seam
         alpha = cv2.GaussianBlur(mask, (0, 0), 0.8) * float(np.clip((gap_mid - 0.01 * iod_now) / (0.03 * iod_now), 0, 1))
+        if own > 0:
+            edge = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8)
+            alpha = np.maximum(alpha, own * edge)
         region = frame[y0:y1, x0:x1].astype(np.float32)
         # the inner edge of the lips falls into shadow where the mouth opens
         ring = np.clip(cv2.GaussianBlur(mask, (0, 0), 2.0) - alpha, 0, 1)
-        region *= (1 - 0.3 * ring)[..., None]
+        region *= (1 - 0.3 * (1 - own) * ring)[..., None]   # the portrait's own opening has its shadow
         frame[y0:y1, x0:x1] = np.clip(region * (1 - alpha[..., None]) + out * alpha[..., None], 0, 255).astype(np.uint8)
 
     def _drawn_teeth_layer(self, out, u, v, v_up, v_lo, opening, iod_now):
@@ -594,6 +608,41 @@ class Renderer:
                     * np.clip((opening - 0.1 * iod_now) / (0.1 * iod_now), 0, 1))
         lo_shade = 0.66 * side * seam
         return out * (1 - lo_alpha[..., None]) + self.enamel * lo_shade[..., None] * lo_alpha[..., None]
+
+    def _own_interior(self, portrait: Portrait):
+        """The portrait's own mouth opening as a whole: a mouth near its photographed shape
+        (re-enacting the portrait) shows exactly what the picture shows, not a drawn interior
+        (drawn teeth in a dark "o" changed the face) nor teeth split between the lips."""
+        pts = portrait.points[:, :2].astype(np.float64)
+        opening = lm.polygon_mask(pts[list(_INNER_MOUTH)], self.size) > 0.5
+        if opening.sum() < 12 or lm.mouth_opening(portrait.points) < 0.03:
+            return None
+        centre, ux, vy, half_w = self._mouth_frame(pts)
+        gap = float(self._lip_line(pts, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]
+                    - self._lip_line(pts, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
+        return {"points": pts, "centre": centre, "ux": ux, "vy": vy, "half_w": half_w, "gap": max(gap, 1.0)}
+
+    def _own_interior_layer(self, out, u, v, v_up, v_lo, gap_mid):
+        """The source's opening stretched onto the current one (lip line to lip line at each
+        point across the mouth); all of it up to the photographed gap, handing over to the
+        drawn interior by twice that gap. The portrait's own teeth are not squeezed: as the
+        mouth closes they go behind the lips (the split teeth layer). Returns the layer and its weight."""
+        t = self.own_interior
+        ratio = gap_mid / t["gap"]
+        own = float(np.clip(2.0 - ratio if ratio > 1 or self.own_teeth is None else 2.0 * ratio - 1.0, 0.0, 1.0))
+        if own <= 0:
+            return out, 0.0
+        src_up = self._lip_line(t["points"], lm.LIPS_UPPER_INNER, t["centre"], t["ux"], t["vy"], t["half_w"], u)
+        src_lo = self._lip_line(t["points"], lm.LIPS_LOWER_INNER, t["centre"], t["ux"], t["vy"], t["half_w"], u)
+        # a little past the lip lines too: the lips' inner edge as photographed (the warp's
+        # source has the opening, and a pixel round it, filled with lip colour)
+        across = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1e-3), -0.3, 1.3)
+        vs = src_up + across * (src_lo - src_up)
+        along = u * t["half_w"]
+        sx = (t["centre"][0] + t["ux"][0] * along + t["vy"][0] * vs).astype(np.float32)
+        sy = (t["centre"][1] + t["ux"][1] * along + t["vy"][1] * vs).astype(np.float32)
+        rgb = cv2.remap(self.source, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        return out * (1 - own) + rgb * own, own
 
     def _own_teeth_layer(self, out, u, v, half_w, xy, iod_now, x0, y0, x1, y1):
         """The portrait's own teeth: the upper half rides on the upper lip, the lower on the jaw,
