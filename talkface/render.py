@@ -88,6 +88,12 @@ def _fill_from(known: np.ndarray, image: np.ndarray, fill: np.ndarray) -> np.nda
     return out
 
 
+def _grain(rgb: np.ndarray) -> np.ndarray:
+    """The picture's own fine grain (film, paint, stone): its luminance minus a blurred copy."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
+
+
 class Renderer:
     """Built once per portrait; `render(targets)` makes one RGB frame."""
 
@@ -253,6 +259,7 @@ class Renderer:
         img = self.source.astype(np.float32)
         plate = img.copy()
         lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY)
+        grain = _grain(self.source)
         self.lash_rgb = []
         r_lash = max(2, int(round(0.05 * self.iod)))
         for eye in _EYES:
@@ -267,7 +274,11 @@ class Renderer:
                 known &= lum >= np.percentile(lum[known], 45)
             if known.sum() > 8:
                 filled = _fill_from(known, img, near)
-                plate[near] = filled[near]
+                # the fill is smooth: give it the grain of the lid skin above the eye (the grain at
+                # the eye's own place is its highlights and iris edge, a ghost eye on a closed lid)
+                ys, xs = np.nonzero(near)
+                above = np.clip(ys - int(np.ceil(np.ptp(pts[list(eye.polygon), 1]) + 2 * r_lash)), 0, self.size - 1)
+                plate[near] = filled[near] + 0.8 * grain[above, xs][:, None]
             # lash colour: the darkest pixels along the upper lid margin
             margin = lm.polygon_mask(pts[list(eye.polygon[: len(eye.polygon) // 2 + 1])], self.size)
             band = cv2.dilate(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~cv2.erode(
@@ -280,7 +291,7 @@ class Renderer:
                 lash = np.array([40, 30, 28], np.float32)
             self.lash_rgb.append(lash.astype(np.float32))
             del margin
-        self.lid_plate = cv2.GaussianBlur(plate, (0, 0), 0.6).astype(np.uint8)
+        self.lid_plate = np.clip(cv2.GaussianBlur(plate, (0, 0), 0.6), 0, 255).astype(np.uint8)
 
     def _lips_filled(self, portrait: Portrait) -> np.ndarray:
         """The image the warp samples: the source with its mouth opening (teeth, dark) filled with
@@ -328,8 +339,7 @@ class Renderer:
         self.own_teeth = self._own_teeth(portrait)
         self.own_interior = self._own_interior(portrait)
         # the picture's own fine grain (film, paint, stone), laid over what is drawn so it matches
-        grey = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        self.grain = np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
+        self.grain = _grain(self.source)
 
     def _style(self, rgb: np.ndarray) -> np.ndarray:
         grey = float(rgb @ np.array([0.299, 0.587, 0.114]))
@@ -520,9 +530,6 @@ class Renderer:
         margin = np.interp(gx, *self._sorted_line(upper))
         dist = margin - gy     # > 0 above the margin (on the lid)
         skin *= (1 - 0.1 * np.exp(-np.maximum(dist, 0) / (2 * lid_px)))[..., None]
-        # the filled lid is smooth: give it the picture's grain back
-        h0, w0 = region.shape[:2]
-        skin += 0.8 * self.grain[y0:y0 + h0, x0:x0 + w0, None]
         region = region * (1 - covered[..., None]) + skin * covered[..., None]
         # lash line: dark, soft, thickest in the middle of the lid, as strong as the lid is closed
         if closed > 0.02:
