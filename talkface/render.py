@@ -631,12 +631,12 @@ class Renderer:
 
     def _own_interior_layer(self, out, u, v, v_up, v_lo, gap_mid):
         """The source's opening stretched onto the current one (lip line to lip line at each
-        point across the mouth); all of it up to the photographed gap, handing over to the
-        drawn interior by twice that gap. The portrait's own teeth are not squeezed: as the
-        mouth closes they go behind the lips (the split teeth layer). Returns the layer and its weight."""
+        point across the mouth): all of it at the photographed gap, handing over to the other
+        interior layers by half or one and a half times that gap (stretched further, a sliver of
+        teeth smears, a screaming mouth squeezed shows its tongue as a third lip).
+        Returns the layer and its weight."""
         t = self.own_interior
-        ratio = gap_mid / t["gap"]
-        own = float(np.clip(2.0 - ratio if ratio > 1 or self.own_teeth is None else 2.0 * ratio - 1.0, 0.0, 1.0))
+        own = float(np.clip(1.0 - abs(gap_mid / t["gap"] - 1.0) / 0.5, 0.0, 1.0))
         if own <= 0:
             return out, 0.0
         src_up = self._lip_line(t["points"], lm.LIPS_UPPER_INNER, t["centre"], t["ux"], t["vy"], t["half_w"], u)
