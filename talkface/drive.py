@@ -33,9 +33,11 @@ RIGID = (10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 33, 133, 263, 362, 234, 454, 
 # Points whose motion the expression basis explains (not the eyes: blinks and gaze are measured).
 _EYE_IDS = set(lm.RIGHT_EYE_UPPER + lm.RIGHT_EYE_LOWER + lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER
                + lm.RIGHT_IRIS + lm.LEFT_IRIS)
-FIT_NAMES = ("jaw_open", "lip_spread", "lip_round", "lip_press", "smile", "mouth_frown", "brow_raise", "brow_frown")
-BOUNDS = {"jaw_open": (0.0, 1.3), "lip_spread": (-0.6, 1.0), "lip_round": (0.0, 1.0), "lip_press": (0.0, 1.0),
-          "smile": (-0.3, 1.2), "mouth_frown": (0.0, 1.0), "brow_raise": (-0.6, 1.2), "brow_frown": (0.0, 1.0)}
+FIT_NAMES = ("jaw_open", "lip_spread", "lip_round", "lip_press", "smile", "mouth_frown", "brow_raise", "brow_frown",
+             "brow_inner")
+BOUNDS = {"jaw_open": (0.0, 1.3), "lip_spread": (-0.6, 1.0), "lip_round": (-0.4, 1.0), "lip_press": (0.0, 1.0),
+          "smile": (-0.3, 1.2), "mouth_frown": (0.0, 1.0), "brow_raise": (-0.6, 1.2), "brow_frown": (0.0, 1.0),
+          "brow_inner": (0.0, 1.2), "mouth_rest": (0.0, 1.0)}
 
 
 def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -103,7 +105,12 @@ class DriverFit:
         self.iod = rig.iod
         self.rigid = list(RIGID)
         self.fit_ids = np.array([i for i in range(478) if i not in _EYE_IDS])
-        cols = [EXPRESSION_NAMES.index(n) for n in FIT_NAMES]
+        # re-enacting the driver's own face (the portrait is its first frame), the portrait's
+        # mouth as photographed is one more shape to fit: the rig reproduces the first frame
+        # exactly instead of closing the lips and re-opening them approximately
+        self.fit_names = FIT_NAMES + (("mouth_rest",) if eye_reference == "first" else ())
+        self.cols = cols = [EXPRESSION_NAMES.index(n) for n in self.fit_names]
+        self.k_pitch = EXPRESSION_NAMES.index("gaze_pitch")
         # (2 * n_fit, K): only x and y (the mesh's depth is too noisy to fit expressions on).
         # The lips weigh more than the many chin and cheek points: the gap between the lips is
         # what a viewer reads (a jaw dropped behind closed lips must not open the mouth)
@@ -119,8 +126,8 @@ class DriverFit:
         gap_rows = np.array([rig.basis[cols][:, lo, 1] - rig.basis[cols][:, up, 1] for up, lo in self.gap_pairs])
         self.gap_weight = 5.0
         self.design = np.concatenate([self.design, self.gap_weight * gap_rows])
-        self.lower = np.array([BOUNDS[n][0] for n in FIT_NAMES])
-        self.upper = np.array([BOUNDS[n][1] for n in FIT_NAMES])
+        self.lower = np.array([BOUNDS[n][0] for n in self.fit_names])
+        self.upper = np.array([BOUNDS[n][1] for n in self.fit_names])
         # the pose is fitted on the mesh's raw depth (the rig's canonical face has its relief boosted)
         self.canonical = (ref - rig.pivot) @ rig.rest_rotation
         s0, r0, t0 = _umeyama(self.canonical[self.rigid], ref[self.rigid])
@@ -132,8 +139,8 @@ class DriverFit:
         if open_aperture is not None:
             if eye_reference == "typical":   # another face: its eyes at rest are the driver's usual eyes
                 ap0 = np.asarray(open_aperture, np.float64)
-            else:                            # the driver's first frame, unless it was caught mid-blink
-                ap0 = np.maximum(ap0, 0.8 * open_aperture)
+            else:   # the driver's first frame (it is the portrait, squinting or not), unless caught mid-blink
+                ap0 = np.maximum(ap0, 0.5 * open_aperture)
         self.aperture0 = np.maximum(ap0, 1e-3)
         # driving another face, small lid jitter around the usual opening is no blink (no squint)
         self.blink_dead = 0.12 if eye_reference == "typical" else 0.0
@@ -160,14 +167,19 @@ class DriverFit:
         gaps = np.array([max(local[lo, 1] - local[up, 1], 0.0) for up, lo in self.gap_pairs])
         resid = np.concatenate([resid, self.gap_weight * gaps])
         sol = lsq_linear(self.design, resid, bounds=(self.lower, self.upper), method="bvls", lsmr_tol="auto")
-        coef = dict(zip(FIT_NAMES, (float(v) for v in sol.x)))
-        ap = _aperture(local) / self.aperture0
+        coef = dict(zip(self.fit_names, (float(v) for v in sol.x)))
+        gaze = np.clip(_gaze(local, self.iod) - self.gaze0, (-30.0, -25.0), (30.0, 25.0))
+        # blinks and widening: only what the lids do beyond what the fitted expression and gaze
+        # already make them do (a smile's raised lower lids, the lids following a look down):
+        # counted twice, a smiling squint closed the eyes
+        shaped = (self.target0 + np.tensordot(sol.x, self.rig.basis[self.cols], axes=1)
+                  + np.sin(np.radians(gaze[1])) * self.rig.basis[self.k_pitch])
+        ap = _aperture(local) / (self.aperture0 * _aperture(shaped) / _aperture(self.target0))
         # the rig's blink closes 100 % of the lid gap at 1; eye_open = 1 widens it by ~37 %
         blink = np.clip((1.0 - ap - self.blink_dead) / (1.0 - self.blink_dead), 0.0, 1.0)
-        wide = float(np.clip((ap.mean() - 1.0) / 0.37, 0.0, 1.5))
-        gaze = _gaze(local, self.iod) - self.gaze0
+        wide = float(np.clip((ap.mean() - 1.0) / 0.37, 0.0, 2.0))
         expr = Expression(blink_right=float(blink[0]), blink_left=float(blink[1]), eye_open=wide,
-                          gaze_yaw=float(np.clip(gaze[0], -30, 30)), gaze_pitch=float(np.clip(gaze[1], -25, 25)), **coef)
+                          gaze_yaw=float(gaze[0]), gaze_pitch=float(gaze[1]), **coef)
         return MotionFrame(yaw=yaw, pitch=pitch, roll=roll, tx=float(shift[0]), ty=float(shift[1]),
                            scale=float(s / self.s0), expression=expr)
 

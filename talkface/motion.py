@@ -19,6 +19,7 @@ class Expression:
     """Facial coefficients, 0 = the neutral face with lips closed; most range 0..1."""
 
     jaw_open: float = 0.0
+    mouth_rest: float = 0.0    # 1 keeps the portrait's own mouth as photographed (0: lips closed)
     lip_spread: float = 0.0
     lip_round: float = 0.0
     lip_press: float = 0.0
@@ -26,6 +27,7 @@ class Expression:
     mouth_frown: float = 0.0
     brow_raise: float = 0.0
     brow_frown: float = 0.0
+    brow_inner: float = 0.0    # inner ends of the brows up (sadness, surprise, worry)
     blink_left: float = 0.0
     blink_right: float = 0.0
     eye_open: float = 0.0      # > 0 wider, < 0 squint
@@ -75,10 +77,10 @@ class EmotionStyle:
 EMOTION_STYLES = {
     "neutral": EmotionStyle(Expression(), 0.0, 1.0, 1.0),
     "happy": EmotionStyle(Expression(smile=0.85, eye_open=-0.35, brow_raise=0.15), 1.5, 1.25, 1.15),
-    # the rig has no inner-brow raiser: sadness's oblique brows are brow_raise + brow_frown
-    "sad": EmotionStyle(Expression(mouth_frown=1.0, brow_frown=0.35, brow_raise=0.7, eye_open=-0.4), -4.0, 0.55, 0.7, 0.85),
+    # sadness's oblique brows: the inner ends up and drawn together
+    "sad": EmotionStyle(Expression(mouth_frown=1.0, brow_inner=1.0, brow_frown=0.3, brow_raise=0.1, eye_open=-0.4), -4.0, 0.55, 0.7, 0.85),
     "angry": EmotionStyle(Expression(brow_frown=1.0, lip_press=0.35, eye_open=0.9, mouth_frown=0.6), -2.0, 1.3, 1.2, 0.75),
-    "surprised": EmotionStyle(Expression(brow_raise=1.0, eye_open=0.8, jaw_open=0.12), 2.0, 1.1, 1.0, 0.6),
+    "surprised": EmotionStyle(Expression(brow_raise=1.0, brow_inner=0.6, eye_open=0.8, jaw_open=0.12), 2.0, 1.1, 1.0, 0.6),
 }
 
 # The rig's response as the tracker reads it, on the built-in portrait (MediaPipe face mesh,
@@ -104,7 +106,7 @@ MEASURED_EYE_YAW = (-27.14, -21.66, -18.16, -12.85, -8.58, -6.06, -3.6, 0, 3.53,
 # requests are shared with the head, which the tracker does read.
 EYE_PITCH_GAIN = 0.75
 MAX_RIG_HEAD = (45.0, 40.0, 30.0)
-MAX_RIG_EYE = (32.0, 22.0)            # beyond this the iris slides under the lids
+MAX_RIG_EYE = (32.0, 22.0)            # beyond this the eyes look strained (the lids follow pitch: rig.LID_FOLLOW)
 GAZE_HEAD_SHARE = (0.3, 0.5)          # of a gaze request away from the camera, done by the head
 
 
@@ -135,11 +137,6 @@ def eye_to_rig(eye) -> np.ndarray:
 
 def eye_from_rig(eye) -> np.ndarray:
     return np.array([np.interp(eye[0], RIG_EYE_YAW, MEASURED_EYE_YAW), eye[1] * EYE_PITCH_GAIN])
-
-
-def lid_follow(eye_pitch_rig: float) -> float:
-    """eye_open for an eye rotated this far up (> 0) or down: the upper lid follows the eye."""
-    return 0.012 * eye_pitch_rig
 
 
 @dataclass(frozen=True)
@@ -257,7 +254,7 @@ class MotionGenerator:
         self.next_posture = 0.0
         self.nod = _Spring()
         self.brow = _Spring()
-        self.face = {k: _Spring() for k in ("smile", "mouth_frown", "brow_frown", "brow_raise", "eye_open",
+        self.face = {k: _Spring() for k in ("smile", "mouth_frown", "brow_frown", "brow_raise", "brow_inner", "eye_open",
                                             "jaw_open", "lip_press")}
         self.pitch_emotion = _Spring()
         self.talking = _Spring()
@@ -431,9 +428,10 @@ class MotionGenerator:
             mouth_frown=face["mouth_frown"],
             brow_raise=face["brow_raise"] + brow,
             brow_frown=face["brow_frown"],
+            brow_inner=face["brow_inner"],
             blink_left=blink,
             blink_right=blink,
-            eye_open=float(face["eye_open"] + lid_follow(float(eye_rig[1])) - 0.15 * blink),
+            eye_open=float(face["eye_open"] - 0.15 * blink),   # the lids follow gaze pitch in the rig
             gaze_yaw=float(eye_rig[0] - self.rest_gaze[0]),
             gaze_pitch=float(eye_rig[1] - self.rest_gaze[1]),
         )

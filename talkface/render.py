@@ -69,19 +69,29 @@ def _similarity(src_a, src_b, dst_a, dst_b) -> np.ndarray:
 
 
 def _fill_from(known: np.ndarray, image: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """Fill the `fill` pixels from the `known` ones by normalised convolution at growing scales."""
+    """Fill the `fill` pixels from the `known` ones by normalised convolution over several
+    scales at once, coarse scales weighing less: near the known pixels the fine scale wins,
+    far away the coarse one, and the blend is continuous. (Taking each pixel from the first
+    scale that reaches it left a visible step where one scale handed over to the next: a
+    faint line across an eye's white as the iris moved over it.)"""
     out = image.astype(np.float32).copy()
     k = known.astype(np.float32)
-    todo = fill.copy()
-    for sigma in (2, 4, 8, 16, 32):
-        num = cv2.GaussianBlur(image.astype(np.float32) * k[..., None], (0, 0), sigma)
-        den = cv2.GaussianBlur(k, (0, 0), sigma)[..., None]
-        good = todo & (den[..., 0] > 1e-3)
-        out[good] = (num / np.maximum(den, 1e-6))[good]
-        todo &= ~good
-        if not todo.any():
-            break
+    weighted = image.astype(np.float32) * k[..., None]
+    num = np.zeros_like(weighted)
+    den = np.zeros_like(k)
+    for level, sigma in enumerate((2, 4, 8, 16, 32)):
+        w = 0.05 ** level
+        num += w * cv2.GaussianBlur(weighted, (0, 0), sigma)
+        den += w * cv2.GaussianBlur(k, (0, 0), sigma)
+    good = fill & (den > 1e-9)
+    out[good] = (num[good] / den[good, None])
     return out
+
+
+def _grain(rgb: np.ndarray) -> np.ndarray:
+    """The picture's own fine grain (film, paint, stone): its luminance minus a blurred copy."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
 
 
 class Renderer:
@@ -195,30 +205,51 @@ class Renderer:
     # ------------------------------------------------------------------ set-up
     def _build_eye_plates(self, portrait: Portrait) -> None:
         """An eyeball plate per eye: the eye opening with the iris replaced by sclera, and the
-        sclera extended past the lids so a wider eye or a moved iris never shows skin."""
+        sclera extended past the lids so a wider eye or a moved iris never shows skin. And an
+        iris plate: the source with each iris completed to a whole disc where it is mostly
+        visible, so a widened eye or an upward look shows a round iris, not one cut flat
+        along the portrait's own lid line."""
         pts = portrait.points
         img = self.source.astype(np.float32)
+        lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY)
         plate = img.copy()
+        iris_plate = img.copy()
         self.iris_src = []
-        self.eye_open_src = np.zeros((self.size, self.size), np.float32)
+        self.iris_shown_src = np.zeros((self.size, self.size), np.float32)   # where the iris layer may sample
         for eye in _EYES:
             opening = lm.polygon_mask(pts[list(eye.polygon)], self.size) > 0.5
             centre = pts[eye.iris[0], :2]
             radius = float(np.mean(np.linalg.norm(pts[list(eye.iris[1:]), :2] - centre, axis=1)))
             self.iris_src.append((centre.astype(np.float32), radius))
+            c = (int(round(centre[0])), int(round(centre[1])))
             disc = np.zeros_like(opening, np.uint8)
-            cv2.circle(disc, (int(round(centre[0])), int(round(centre[1]))), int(np.ceil(radius * 1.15)), 1, -1)
+            cv2.circle(disc, c, int(np.ceil(radius * 1.2)), 1, -1)   # with the limbus's dark ring
             disc = disc.astype(bool)
-            sclera = opening & ~disc
-            sclera = cv2.erode(sclera.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)  # lash-free sclera
-            band = cv2.dilate(opening.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+            # sclera: clear of the lashes, the limbus and the lid's shadow (its darker pixels)
+            sclera = cv2.erode((opening & ~disc).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if sclera.sum() >= 16:
+                sclera &= lum >= np.percentile(lum[sclera], 25)
+            # as far past the lids as they may open (eye_open 2 lifts the upper lid half the opening)
+            reach = max(4, int(np.ceil(0.6 * np.ptp(pts[list(eye.polygon), 1]))))
+            band = cv2.dilate(opening.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
             if sclera.sum() < 4:  # eye closed or tiny: nothing to reuse
                 continue
-            filled = _fill_from(sclera, img, (band | disc) & ~sclera)
-            region = (band | disc) & ~sclera
-            plate[region] = filled[region]
-            self.eye_open_src = np.maximum(self.eye_open_src, opening.astype(np.float32))
+            region = band | disc
+            filled = _fill_from(sclera, img, region)
+            # the sclera's own pixels (veins, a highlight) kept inside, faded into the fill at their
+            # edge: a hard edge there showed as a thin line when the iris moved over it
+            keep = np.clip(2 * cv2.GaussianBlur(sclera.astype(np.float32), (0, 0), 0.8) - 1, 0, 1)[region][:, None]
+            plate[region] = keep * img[region] + (1 - keep) * filled[region]
+            self.iris_shown_src = np.maximum(self.iris_shown_src, opening.astype(np.float32))
+            iris = np.zeros_like(opening, np.uint8)
+            cv2.circle(iris, c, int(np.ceil(radius)) + 1, 1, -1)
+            iris = iris.astype(bool)
+            seen = iris & cv2.erode(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            if seen.sum() >= 0.5 * iris.sum():
+                iris_plate[iris] = _fill_from(seen, img, iris & ~seen)[iris]
+                self.iris_shown_src = np.maximum(self.iris_shown_src, iris.astype(np.float32))
         self.eye_plate = plate.astype(np.uint8)
+        self.iris_plate = np.clip(iris_plate, 0, 255).astype(np.uint8)
         self._build_lid_plate(portrait)
 
     def _build_lid_plate(self, portrait: Portrait) -> None:
@@ -228,6 +259,7 @@ class Renderer:
         img = self.source.astype(np.float32)
         plate = img.copy()
         lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY)
+        grain = _grain(self.source)
         self.lash_rgb = []
         r_lash = max(2, int(round(0.05 * self.iod)))
         for eye in _EYES:
@@ -242,7 +274,11 @@ class Renderer:
                 known &= lum >= np.percentile(lum[known], 45)
             if known.sum() > 8:
                 filled = _fill_from(known, img, near)
-                plate[near] = filled[near]
+                # the fill is smooth: give it the grain of the lid skin above the eye (the grain at
+                # the eye's own place is its highlights and iris edge, a ghost eye on a closed lid)
+                ys, xs = np.nonzero(near)
+                above = np.clip(ys - int(np.ceil(np.ptp(pts[list(eye.polygon), 1]) + 2 * r_lash)), 0, self.size - 1)
+                plate[near] = filled[near] + 0.8 * grain[above, xs][:, None]
             # lash colour: the darkest pixels along the upper lid margin
             margin = lm.polygon_mask(pts[list(eye.polygon[: len(eye.polygon) // 2 + 1])], self.size)
             band = cv2.dilate(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~cv2.erode(
@@ -255,7 +291,7 @@ class Renderer:
                 lash = np.array([40, 30, 28], np.float32)
             self.lash_rgb.append(lash.astype(np.float32))
             del margin
-        self.lid_plate = cv2.GaussianBlur(plate, (0, 0), 0.6).astype(np.uint8)
+        self.lid_plate = np.clip(cv2.GaussianBlur(plate, (0, 0), 0.6), 0, 255).astype(np.uint8)
 
     def _lips_filled(self, portrait: Portrait) -> np.ndarray:
         """The image the warp samples: the source with its mouth opening (teeth, dark) filled with
@@ -301,9 +337,9 @@ class Renderer:
         self.cavity_rgb = self._style(np.array([66, 26, 28], np.float32) * self.light)
         self.tongue_rgb = self._style(np.array([150, 78, 80], np.float32) * self.light)
         self.own_teeth = self._own_teeth(portrait)
+        self.own_interior = self._own_interior(portrait)
         # the picture's own fine grain (film, paint, stone), laid over what is drawn so it matches
-        grey = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        self.grain = np.clip(grey - cv2.GaussianBlur(grey, (0, 0), 1.5), -20, 20)
+        self.grain = _grain(self.source)
 
     def _style(self, rgb: np.ndarray) -> np.ndarray:
         grey = float(rgb @ np.array([0.299, 0.587, 0.114]))
@@ -438,10 +474,11 @@ class Renderer:
             scale = np.hypot(m[0, 0], m[1, 0])
             ix = c_src[0] + (gx - c_dst[0]) * scale
             iy = c_src[1] + (gy - c_dst[1]) * scale
-            iris = cv2.remap(self.source, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            iris = cv2.remap(self.iris_plate, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             r = np.hypot(ix - c_src[0], iy - c_src[1])
-            visible_src = cv2.remap(self.eye_open_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha_iris = np.clip((radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
+            visible_src = cv2.remap(self.iris_shown_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            # the iris with its dark limbal ring (the mesh's iris radius falls just inside it)
+            alpha_iris = np.clip((1.12 * radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
             eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
             # the upper lid's shadow on the eyeball
             upper = targets.xy[list(eye.polygon[: len(eye.polygon) // 2 + 1])]
@@ -477,6 +514,10 @@ class Renderer:
         rest = np.zeros((h, w), np.uint8)
         cv2.fillPoly(rest, [np.round((cover_poly - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         rest_f = cv2.GaussianBlur(rest.astype(np.float32) / 255.0, (0, 0), max(0.5, 0.4 * lid_px))
+        # a lid no lower than at rest covers nothing (a widened eye): skip, or the two masks'
+        # different edges (polygon vs triangles) draw a thin ring of lid skin round the eye
+        if closed < 0.02:
+            return region
         covered = np.clip(rest_f - open_mask, 0, 1)
         if covered.max() < 0.05:
             return region
@@ -489,9 +530,6 @@ class Renderer:
         margin = np.interp(gx, *self._sorted_line(upper))
         dist = margin - gy     # > 0 above the margin (on the lid)
         skin *= (1 - 0.1 * np.exp(-np.maximum(dist, 0) / (2 * lid_px)))[..., None]
-        # the filled lid is smooth: give it the picture's grain back
-        h0, w0 = region.shape[:2]
-        skin += 0.8 * self.grain[y0:y0 + h0, x0:x0 + w0, None]
         region = region * (1 - covered[..., None]) + skin * covered[..., None]
         # lash line: dark, soft, thickest in the middle of the lid, as strong as the lid is closed
         if closed > 0.02:
@@ -541,12 +579,18 @@ class Renderer:
 
         # as soft and as grainy as the picture around it
         out = cv2.GaussianBlur(out.astype(np.float32), (0, 0), 0.6) + 0.8 * self.grain[y0:y1, x0:x1, None]
+        own = 0.0
+        if self.own_interior is not None:
+            out, own = self._own_interior_layer(out, u, v, v_up, v_lo, gap_mid)
         # the opening fades in over its first pixel or two: closed lips show no seam
         alpha = cv2.GaussianBlur(mask, (0, 0), 0.8) * float(np.clip((gap_mid - 0.01 * iod_now) / (0.03 * iod_now), 0, 1))
+        if own > 0:
+            edge = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8)
+            alpha = np.maximum(alpha, own * edge)
         region = frame[y0:y1, x0:x1].astype(np.float32)
         # the inner edge of the lips falls into shadow where the mouth opens
         ring = np.clip(cv2.GaussianBlur(mask, (0, 0), 2.0) - alpha, 0, 1)
-        region *= (1 - 0.3 * ring)[..., None]
+        region *= (1 - 0.3 * (1 - own) * ring)[..., None]   # the portrait's own opening has its shadow
         frame[y0:y1, x0:x1] = np.clip(region * (1 - alpha[..., None]) + out * alpha[..., None], 0, 255).astype(np.uint8)
 
     def _drawn_teeth_layer(self, out, u, v, v_up, v_lo, opening, iod_now):
@@ -571,6 +615,41 @@ class Renderer:
                     * np.clip((opening - 0.1 * iod_now) / (0.1 * iod_now), 0, 1))
         lo_shade = 0.66 * side * seam
         return out * (1 - lo_alpha[..., None]) + self.enamel * lo_shade[..., None] * lo_alpha[..., None]
+
+    def _own_interior(self, portrait: Portrait):
+        """The portrait's own mouth opening as a whole: a mouth near its photographed shape
+        (re-enacting the portrait) shows exactly what the picture shows, not a drawn interior
+        (drawn teeth in a dark "o" changed the face) nor teeth split between the lips."""
+        pts = portrait.points[:, :2].astype(np.float64)
+        opening = lm.polygon_mask(pts[list(_INNER_MOUTH)], self.size) > 0.5
+        if opening.sum() < 12 or lm.mouth_opening(portrait.points) < 0.03:
+            return None
+        centre, ux, vy, half_w = self._mouth_frame(pts)
+        gap = float(self._lip_line(pts, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]
+                    - self._lip_line(pts, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
+        return {"points": pts, "centre": centre, "ux": ux, "vy": vy, "half_w": half_w, "gap": max(gap, 1.0)}
+
+    def _own_interior_layer(self, out, u, v, v_up, v_lo, gap_mid):
+        """The source's opening stretched onto the current one (lip line to lip line at each
+        point across the mouth): all of it at the photographed gap, handing over to the other
+        interior layers by half or one and a half times that gap (stretched further, a sliver of
+        teeth smears, a screaming mouth squeezed shows its tongue as a third lip).
+        Returns the layer and its weight."""
+        t = self.own_interior
+        own = float(np.clip(1.0 - abs(gap_mid / t["gap"] - 1.0) / 0.5, 0.0, 1.0))
+        if own <= 0:
+            return out, 0.0
+        src_up = self._lip_line(t["points"], lm.LIPS_UPPER_INNER, t["centre"], t["ux"], t["vy"], t["half_w"], u)
+        src_lo = self._lip_line(t["points"], lm.LIPS_LOWER_INNER, t["centre"], t["ux"], t["vy"], t["half_w"], u)
+        # a little past the lip lines too: the lips' inner edge as photographed (the warp's
+        # source has the opening, and a pixel round it, filled with lip colour)
+        across = np.clip((v - v_up) / np.maximum(v_lo - v_up, 1e-3), -0.3, 1.3)
+        vs = src_up + across * (src_lo - src_up)
+        along = u * t["half_w"]
+        sx = (t["centre"][0] + t["ux"][0] * along + t["vy"][0] * vs).astype(np.float32)
+        sy = (t["centre"][1] + t["ux"][1] * along + t["vy"][1] * vs).astype(np.float32)
+        rgb = cv2.remap(self.source, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        return out * (1 - own) + rgb * own, own
 
     def _own_teeth_layer(self, out, u, v, half_w, xy, iod_now, x0, y0, x1, y1):
         """The portrait's own teeth: the upper half rides on the upper lip, the lower on the jaw,

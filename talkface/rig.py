@@ -82,6 +82,7 @@ class FaceRig:
     DEPTH_GAIN = 1.4
     RING_FACTORS = (1.3, 1.75, 2.4)
     RING_FOLLOW = (1.0, 0.6, 0.2)
+    LID_FOLLOW = (0.6, 0.3)   # share of the iris's vertical travel the upper and lower lids follow
 
     def __init__(self, portrait: Portrait) -> None:
         size = portrait.size
@@ -266,6 +267,9 @@ class FaceRig:
             elif below[i]:
                 close[i, 1] += lower_shift * jaw_region[i]
         self.closing = close
+        # mouth_rest = 1 undoes the closing: the portrait's mouth exactly as photographed, the
+        # rest pose for re-enacting the portrait's own video (whose first frame it is)
+        basis["mouth_rest"] = -close
 
         # jaw_open = 1: about 0.45 IOD between the inner lips at the centre.
         b = basis["jaw_open"]
@@ -353,6 +357,18 @@ class FaceRig:
             if i not in lm.RIGHT_BROW_INNER + lm.LEFT_BROW_INNER:
                 b[i, 1] = 0.03 * iod
 
+        # inner brow raiser: the brows' inner ends go up (outer ends stay), and the middle of the
+        # forehead above them with them; brow_raise + brow_frown could only fake the oblique brow
+        b = basis["brow_inner"]
+        inward = _smoothstep((0.75 * iod - np.abs(c[:, 0] - mouth_c[0])) / (0.5 * iod))
+        for i in lm.RIGHT_BROW + lm.LEFT_BROW:
+            b[i, 1] = -0.11 * iod * inward[i]
+        for i in idx[forehead]:
+            if i not in lm.RIGHT_BROW + lm.LEFT_BROW:
+                b[i, 1] = -0.09 * iod * inward[i] * np.exp(-((brow_y - c[i, 1]) / (0.4 * iod)) ** 2)
+        for i in lm.RIGHT_LID_RING2 + lm.LEFT_LID_RING2:
+            b[i, 1] = -0.04 * iod * inward[i]
+
         for name, upper_lid, lower_lid, ring1, ring2 in (
             ("blink_right", lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER, lm.RIGHT_LID_RING1, lm.RIGHT_LID_RING2),
             ("blink_left", lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER, lm.LEFT_LID_RING1, lm.LEFT_LID_RING2),
@@ -390,6 +406,16 @@ class FaceRig:
             for i in iris:
                 basis["gaze_yaw"][i, 0] = eyeball_r
                 basis["gaze_pitch"][i, 1] = -eyeball_r
+        # the lids follow the eye's pitch (the upper lid rides on the cornea): looking up lifts
+        # them, looking down lowers them. With still lids an upward look of 20 degrees slid the
+        # iris under the upper lid. Most in the middle of the lid, none at the corners.
+        for upper_lid, lower_lid, ring1, ring2 in ((lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER, lm.RIGHT_LID_RING1, lm.RIGHT_LID_RING2),
+                                                   (lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER, lm.LEFT_LID_RING1, lm.LEFT_LID_RING2)):
+            for ids, share in ((upper_lid, self.LID_FOLLOW[0]), (lower_lid, self.LID_FOLLOW[1]),
+                               (ring1, 0.6 * self.LID_FOLLOW[0]), (ring2, 0.2 * self.LID_FOLLOW[0])):
+                along = np.sin(np.pi * np.arange(len(ids)) / (len(ids) - 1))
+                for i, w in zip(ids, along):
+                    basis["gaze_pitch"][i, 1] = -share * eyeball_r * w
         # the rings inside the lips move with their lip, between its outer and inner contours
         for fld in list(basis.values()) + [self.closing]:
             _follow_lip_rings(fld)

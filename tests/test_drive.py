@@ -114,8 +114,14 @@ def test_real_clip_drives(tmp_path):
 
     video = shared_path("videos", "video_woman_hdtf_06.mp4")
     track = track_video(video, max_seconds=1.0)
-    motions = motions_from_points(track.points)
+    motions = motions_from_points(track.points, eye_reference="typical")   # driving another face
     assert len(motions) == len(track.times) > 20
     jaw = np.array([m.expression.jaw_open for m in motions])
     assert jaw.max() > 0.15, "a speaking driver opens the mouth"
     assert all(abs(m.yaw) < 30 and abs(m.roll) < 30 for m in motions)
+    # re-enacting its own first frame (open-mouthed here): that mouth is the rest, reproduced
+    # exactly at frame 0 and closed part of the way as the speaker's lips come together
+    own = motions_from_points(track.points)
+    rest = np.array([m.expression.mouth_rest for m in own])
+    assert rest[0] > 0.95 and abs(own[0].expression.jaw_open) < 0.02
+    assert rest.min() < 0.5

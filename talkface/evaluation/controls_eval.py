@@ -291,7 +291,7 @@ def calibrate(log=lambda m: None) -> dict:
     pitch). motion.py inverts these tables; rerun after changing the rig or renderer:
     `talkface eval controls --calibrate`."""
     from ..engine import FaceModel
-    from ..motion import Expression, MotionFrame, lid_follow
+    from ..motion import Expression, MotionFrame
     from ..portrait import Portrait
 
     face = FaceModel(Portrait.builtin())
@@ -301,8 +301,7 @@ def calibrate(log=lambda m: None) -> dict:
         return face_measures(_still_points(face, mf))
 
     def eyes(gy, gp, **pose):
-        return MotionFrame(**pose, expression=Expression(gaze_yaw=gy - rest[0], gaze_pitch=gp - rest[1],
-                                                         eye_open=lid_follow(gp)))
+        return MotionFrame(**pose, expression=Expression(gaze_yaw=gy - rest[0], gaze_pitch=gp - rest[1]))
 
     ref = measure(eyes(0.0, 0.0))
     out: dict = {"head": {}, "eyes": {}}

@@ -8,7 +8,9 @@ the portrait's crop space:
 - landmark_nme: face mesh on both, mean point distance over the real inter-ocular distance;
 - id_distance: dlib's ResNet face descriptor (the face_recognition models), rendered vs real,
   mean and worst frame (dlib calls < 0.6 the same person); null when dlib is not installed
-  (optional: requirements-eval.txt);
+  (optional: requirements-eval.txt). Its static baseline, static_id_distance(_max), is the
+  real frame vs the real first frame: how far the person's own descriptor drifts over the
+  clip with expression, pose and light, the reference for what a rendering can reach;
 - mouth_open_error: mean |inner-lip gap| difference (over the real inter-ocular distance);
 - pose_error_deg: mean |yaw, pitch, roll| difference (face mesh pose) rendered vs real, and
   yaw_gain, how much of the real head turn the rendering shows (slope, 1 = all);
@@ -26,7 +28,8 @@ import numpy as np
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 METRICS = ("psnr_face", "ssim_face", "psnr", "ssim", "landmark_nme", "id_distance", "id_distance_max",
            "pose_error_deg", "mouth_open_error", "static_psnr_face", "static_ssim_face", "static_psnr", "static_ssim",
-           "static_landmark_nme", "static_id_distance", "static_pose_error_deg", "static_mouth_open_error")
+           "static_landmark_nme", "static_id_distance", "static_id_distance_max", "static_pose_error_deg",
+           "static_mouth_open_error")
 
 
 class ReenactError(ValueError):
@@ -174,8 +177,8 @@ def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512
 
     result = {"name": path.stem, "frames": len(frames)}
     for key in METRICS:
-        if key == "id_distance_max":
-            vals = [row["id_distance"] for row in rows if "id_distance" in row]
+        if key.endswith("_max"):
+            vals = [row[key[:-4]] for row in rows if key[:-4] in row]
             result[key] = float(np.max(vals)) if vals else None
         else:
             result[key] = mean(key)
@@ -217,7 +220,7 @@ def summarise(videos: list[dict]) -> dict:
     out = {}
     for key in METRICS:
         vals = [v[key] for v in videos if v.get(key) is not None]
-        out[key] = float(np.max(vals) if key == "id_distance_max" else np.mean(vals)) if vals else None
+        out[key] = float(np.max(vals) if key.endswith("_max") else np.mean(vals)) if vals else None
     return out
 
 
@@ -269,7 +272,8 @@ def _line(r: dict) -> str:
     return (f"{r['name'][:28]:28s} psnr_face {f('psnr_face', '5.2f')} (static {f('static_psnr_face', '5.2f')})  "
             f"ssim_face {f('ssim_face', '.3f')} ({f('static_ssim_face', '.3f')})  "
             f"nme {f('landmark_nme', '.4f')} ({f('static_landmark_nme', '.4f')})  "
-            f"id {f('id_distance', '.3f')} max {f('id_distance_max', '.3f')}  "
+            f"id {f('id_distance', '.3f')} max {f('id_distance_max', '.3f')} (real frames vs first: max "
+            f"{f('static_id_distance_max', '.3f')})  "
             f"pose err {f('pose_error_deg', '.2f')} ({f('static_pose_error_deg', '.2f')})  "
             f"mouth err {f('mouth_open_error', '.3f')} ({f('static_mouth_open_error', '.3f')})")
 
