@@ -6,11 +6,13 @@ the portrait's crop space:
 
 - psnr / ssim over the whole crop (the part inside the video), psnr_face / ssim_face over the real face oval;
 - landmark_nme: face mesh on both, mean point distance over the real inter-ocular distance;
-- id_distance: dlib's ResNet face descriptor (the face_recognition models), rendered vs real,
-  mean and worst frame (dlib calls < 0.6 the same person); null when dlib is not installed
-  (optional: requirements-eval.txt). Its static baseline, static_id_distance(_max), is the
-  real frame vs the real first frame: how far the person's own descriptor drifts over the
-  clip with expression, pose and light, the reference for what a rendering can reach;
+- id_distance: dlib's ResNet face descriptor (the face_recognition models), the portrait vs
+  each rendered frame, worst frame (id_distance_mean: the mean); dlib calls < 0.6 the same
+  person; null when dlib is not installed (optional: requirements-eval.txt).
+  id_distance_real(_max) is each rendered frame vs the real frame at that time, and
+  static_id_distance(_max) the real frame vs the real first frame: how far the person's own
+  descriptor drifts over the clip with expression, pose and light, the reference for what a
+  rendering that follows the real motion can be expected to reach;
 - mouth_open_error: mean |inner-lip gap| difference (over the real inter-ocular distance);
 - pose_error_deg: mean |yaw, pitch, roll| difference (face mesh pose) rendered vs real, and
   yaw_gain, how much of the real head turn the rendering shows (slope, 1 = all);
@@ -26,9 +28,13 @@ from pathlib import Path
 import numpy as np
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
-METRICS = ("psnr_face", "ssim_face", "psnr", "ssim", "landmark_nme", "id_distance", "id_distance_max",
+# metric -> (per-frame value, how frames are pooled)
+POOLED = {"id_distance": ("id_portrait", max), "id_distance_mean": ("id_portrait", np.mean),
+          "id_distance_real": ("id_real", np.mean), "id_distance_real_max": ("id_real", max),
+          "static_id_distance": ("id_static", np.mean), "static_id_distance_max": ("id_static", max)}
+METRICS = ("psnr_face", "ssim_face", "psnr", "ssim", "landmark_nme", *POOLED,
            "pose_error_deg", "mouth_open_error", "static_psnr_face", "static_ssim_face", "static_psnr", "static_ssim",
-           "static_landmark_nme", "static_id_distance", "static_id_distance_max", "static_pose_error_deg",
+           "static_landmark_nme", "static_pose_error_deg",
            "static_mouth_open_error")
 
 
@@ -165,10 +171,12 @@ def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512
             dg = identity.descriptor(g, pg if np.isfinite(pg[0, 0]) else pr)
             if i == 0:
                 ref_desc = dr
+            if dg is not None and ref_desc is not None:
+                row["id_portrait"] = float(np.linalg.norm(dg - ref_desc))
             if dr is not None and dg is not None:
-                row["id_distance"] = float(np.linalg.norm(dr - dg))
+                row["id_real"] = float(np.linalg.norm(dr - dg))
             if dr is not None and ref_desc is not None:
-                row["static_id_distance"] = float(np.linalg.norm(dr - ref_desc))
+                row["id_static"] = float(np.linalg.norm(dr - ref_desc))
         rows.append(row)
 
     def mean(key):
@@ -177,9 +185,10 @@ def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512
 
     result = {"name": path.stem, "frames": len(frames)}
     for key in METRICS:
-        if key.endswith("_max"):
-            vals = [row[key[:-4]] for row in rows if key[:-4] in row]
-            result[key] = float(np.max(vals)) if vals else None
+        if key in POOLED:
+            name, pool = POOLED[key]
+            vals = [row[name] for row in rows if name in row]
+            result[key] = float(pool(vals)) if vals else None
         else:
             result[key] = mean(key)
     result["landmark_found_rendered"] = float(np.isfinite(rend_track.points[:, 0, 0]).mean())
@@ -216,11 +225,11 @@ def write_sheet(path: Path, real: list, rendered: list, static: np.ndarray, colu
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
-def summarise(videos: list[dict]) -> dict:
+def summarise(videos: list[dict], pool=np.mean) -> dict:
     out = {}
     for key in METRICS:
         vals = [v[key] for v in videos if v.get(key) is not None]
-        out[key] = float(np.max(vals) if key.endswith("_max") else np.mean(vals)) if vals else None
+        out[key] = float(pool(vals)) if vals else None
     return out
 
 
@@ -255,10 +264,11 @@ def run(args: argparse.Namespace) -> int:
         r = evaluate_video(v, args.max_seconds, args.size, sheet, identity)
         results.append(r)
         print(_line(r), flush=True)
-    report = {"videos": results, "mean": summarise(results),
+    report = {"videos": results, "mean": summarise(results), "worst": summarise(results, max),
               "identity_model": None if identity is None else "dlib_face_recognition_resnet_model_v1",
               "max_seconds": args.max_seconds}
     print(_line(dict(name="MEAN", **report["mean"])))
+    print(_line(dict(name="WORST", **report["worst"])))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
@@ -272,8 +282,8 @@ def _line(r: dict) -> str:
     return (f"{r['name'][:28]:28s} psnr_face {f('psnr_face', '5.2f')} (static {f('static_psnr_face', '5.2f')})  "
             f"ssim_face {f('ssim_face', '.3f')} ({f('static_ssim_face', '.3f')})  "
             f"nme {f('landmark_nme', '.4f')} ({f('static_landmark_nme', '.4f')})  "
-            f"id {f('id_distance', '.3f')} max {f('id_distance_max', '.3f')} (real frames vs first: max "
-            f"{f('static_id_distance_max', '.3f')})  "
+            f"id vs portrait max {f('id_distance', '.3f')} mean {f('id_distance_mean', '.3f')} (real frames "
+            f"vs first: max {f('static_id_distance_max', '.3f')})  "
             f"pose err {f('pose_error_deg', '.2f')} ({f('static_pose_error_deg', '.2f')})  "
             f"mouth err {f('mouth_open_error', '.3f')} ({f('static_mouth_open_error', '.3f')})")
 
