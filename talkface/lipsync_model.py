@@ -15,8 +15,9 @@ Per 10 ms feature frame (talkface.audio's log-mel and rms_db, unchanged):
    measure), plus lip rounding and pressing learned from synthetic speech with known
    phonemes.
 3. A linear branch trained on real speakers only (ridge regression from raw log-mel and
-   its deltas, -80..+40 ms; the real videos and re-voiced copies of them) is blended into the opening where there is sound and the MLP
-   hears speech (the MLP knows that noise, hum and breaths are not).
+   its deltas, -80..+40 ms; the real videos and re-voiced copies of them) is blended into
+   the opening where there is sound and the MLP hears speech (the MLP knows that noise,
+   hum and breaths are not).
 4. The outputs are smoothed over +-2 frames (real lips move smoothly): 6 + 2 = 8 frames
    (80 ms) of look-ahead in all.
 5. A quantile map takes the predicted opening to the real videos' distribution (real lips

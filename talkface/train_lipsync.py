@@ -17,9 +17,9 @@ Steps: (1) an MLP on synthetic data alone, whose predictions estimate each real 
 audio-to-face offset (some clips are 0.1-0.35 s out of sync); (2) per fold, an ensemble of
 MLPs (seeds) on synthetic + offset-corrected real data (real opening and width scaled per
 speaker), then a ridge branch on raw log-mel fitted to the real videos and their re-voiced
-copies; (3) a quantile map from the held-out predictions to the real openings; (4) the final model on everything; (5) the rig
-calibration, measured by rendering (`--calibrate-only` redoes just this after rig or
-renderer changes).
+copies; (3) a quantile map from the held-out predictions to the real openings; (4) the
+final model on everything; (5) the rig calibration, measured by rendering
+(`--calibrate-only` redoes just this after rig or renderer changes).
 
 Every held-out figure is leave-one-video-out (videos of the same footage held out
 together); the per-fold models are shipped beside the main one (lipsync_folds.npz) so
