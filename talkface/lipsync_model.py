@@ -9,13 +9,15 @@ Per 10 ms feature frame (talkface.audio's log-mel and rms_db, unchanged):
    frames: channel/speaker normalisation), compressed to 20 cepstral coefficients, and
    whether the frame is voiced. Nothing in it depends on the language.
 2. A window of those frame vectors (24 frames back to 6 ahead) feeds an MLP (tanh hidden
-   layers, 96 and 48 units) that predicts the mouth measured on real faces: inner-lip
-   opening and mouth-width change (inter-ocular units, the quantities
-   `landmarks.mouth_opening` / `mouth_width` measure), plus lip rounding and pressing
-   learned from synthetic speech with known phonemes.
+   layers, 96 and 48 units; the shipped model averages two trained from different seeds)
+   that predicts the mouth measured on real faces: inner-lip opening and mouth-width
+   change (inter-ocular units, the quantities `landmarks.mouth_opening` / `mouth_width`
+   measure), plus lip rounding and pressing learned from synthetic speech with known
+   phonemes.
 3. A linear branch trained on real speakers only (ridge regression from raw log-mel and
-   its deltas, -80..+40 ms) is blended into the opening where there is sound and the MLP
-   hears speech (the MLP knows that noise, hum and breaths are not).
+   its deltas, -80..+40 ms; the real videos and re-voiced copies of them) is blended into
+   the opening where there is sound and the MLP hears speech (the MLP knows that noise,
+   hum and breaths are not).
 4. The outputs are smoothed over +-2 frames (real lips move smoothly): 6 + 2 = 8 frames
    (80 ms) of look-ahead in all.
 5. A quantile map takes the predicted opening to the real videos' distribution (real lips
@@ -129,6 +131,11 @@ def stack_context(frames: np.ndarray, pad: np.ndarray, start: int, stop: int, of
 
 
 class MLP:
+    """One MLP, or an ensemble of same-shaped MLPs whose weights are stacked on a leading
+    axis (W{i}: (members, in, out)) and whose outputs are averaged: members trained from
+    different seeds err differently, and with an hour of real video the variance between
+    seeds is as large as the differences between designs."""
+
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.mean = params["x_mean"].astype(np.float32)
         self.scale = (1.0 / params["x_std"]).astype(np.float32)
@@ -138,10 +145,23 @@ class MLP:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         h = (x - self.mean) * self.scale
         for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
+            h = h @ w + (b[:, None, :] if w.ndim == 3 else b)   # (members, n, out) once stacked
             if i < len(self.layers) - 1:
                 h = np.tanh(h)
-        return h
+        return h.mean(axis=0) if h.ndim == 3 else h
+
+
+def stack_members(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One parameter set holding an ensemble of MLPs trained on the same inputs (same
+    normalisation, same shapes): their weights stacked for `MLP`."""
+    if len(members) == 1:
+        return dict(members[0])
+    out = dict(members[0])
+    for i in range(int(out["n_layers"])):
+        for k in (f"W{i}", f"b{i}"):
+            out[k] = np.stack([m[k] for m in members])
+    out["n_members"] = np.array(len(members))
+    return out
 
 
 class Calibration:

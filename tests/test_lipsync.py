@@ -179,3 +179,23 @@ def test_sung_long_vowel_holds_the_mouth_open(model):
     held = rows[75:320, 0]   # 0.75 s .. 3.2 s
     assert held.min() > 0.2
     assert rows[:40, 0].max() < 0.08  # silence before
+
+
+def test_ensemble_of_mlps_is_the_mean_of_its_members():
+    from talkface.lipsync_model import MLP, stack_members
+
+    def member(seed):
+        r = np.random.default_rng(seed)
+        return {"x_mean": np.zeros(5, np.float32), "x_std": np.ones(5, np.float32), "n_layers": np.array(2),
+                "W0": r.standard_normal((5, 3)), "b0": r.standard_normal(3),
+                "W1": r.standard_normal((3, 4)), "b1": r.standard_normal(4)}
+
+    a, b = member(1), member(2)
+    x = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    np.testing.assert_allclose(MLP(stack_members([a, b]))(x), (MLP(a)(x) + MLP(b)(x)) / 2, atol=1e-5)
+
+
+def test_shipped_weights_stay_small():
+    from talkface.lipsync_model import WEIGHTS
+
+    assert WEIGHTS.stat().st_size < 3_000_000
