@@ -113,6 +113,9 @@ class FaceRig:
         self._lid_k = [EXPRESSION_NAMES.index(n) for n in ("blink_left", "blink_right", "eye_open")]
         # ring points borrow a share of the nearby face's expression (the jaw pulls the neck)
         self.ring_basis = np.einsum("rn,knc->krc", ring_weights, self.basis)
+        # and of the closing of the portrait's mouth: without it, mouth_rest = 1 (undoing the
+        # closing) moved the neck where the photographed face has none
+        self.ring_closing = ring_weights @ self.closing
         self.rest_depth = np.concatenate([pts[:, 2], ring_z, np.full(len(border), pts[:, 2].max() + 100)])
 
     # ---------------------------------------------------------------- control points
@@ -449,7 +452,7 @@ class FaceRig:
     def targets(self, motion: MotionFrame) -> Targets:
         weights = self.expression_vector(motion.expression)
         face = self.canonical + self.closing + np.tensordot(weights, self.basis, axes=1)
-        ring = self.ring_canonical + np.tensordot(weights, self.ring_basis, axes=1)
+        ring = self.ring_canonical + self.ring_closing + np.tensordot(weights, self.ring_basis, axes=1)
         # (yaw only: the mesh's pitch has no reliable zero, a frontal face reads about -13)
         delta = lm.rotation_matrix(self._limited(motion.yaw, self.rest_yaw, 18.0, 34.0), motion.pitch, motion.roll)
         rot = delta @ self.rest_rotation
