@@ -304,6 +304,18 @@ class Renderer:
         opening = lm.polygon_mask(pts[list(_INNER_MOUTH)], self.size) > 0.2
         fill = cv2.dilate(opening.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         lips = lm.polygon_mask(pts[list(lm.LIPS_UPPER_OUTER) + list(reversed(lm.LIPS_LOWER_OUTER[1:-1]))], self.size) > 0.5
+        # the mesh's inner lip line often runs over the teeth (the lower one along their edge):
+        # teeth-white pixels just past it are no lip either, or the closed lips show a white seam
+        r = max(1, int(round(0.04 * self.iod)))
+        near = cv2.dilate(opening.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)).astype(bool)
+        band = near & lips & ~fill
+        if band.any():
+            # teeth: much paler and greyer than the lip around them (skin highlights are not)
+            lum = cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            sat = cv2.cvtColor(self.source, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+            outside = lips & ~near
+            lip_lum = np.median(lum[outside if outside.any() else band])
+            fill |= band & (lum > lip_lum + 40) & (sat < 0.5 * np.median(sat[lips]))
         known = lips & ~cv2.dilate(fill.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         if known.sum() < 10:
             return self.source
