@@ -199,9 +199,13 @@ def _image_variants(img: np.ndarray) -> list[np.ndarray]:
 def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_step: int = 1) -> dict:
     """Every frame of every real video (alone), every 2 s excerpt, whole
     files via verify_file, and every image must come out not found."""
-    n_checks = n_found = 0
     zs: list[float] = []
     per_file = {}
+
+    def record(name: str, zf: list[float], found: int) -> None:
+        zs.extend(zf)
+        per_file[name] = {"checks": len(zf), "found": found, "max_z": max(zf)}
+
     for p in _files(dirs, VIDEO_EXT):
         frames = read_video(p)
         found = 0
@@ -221,10 +225,7 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
         d = wmk.verify_file(p)
         found += d.found
         zf.append(d.z_score)
-        n_checks += len(zf)
-        n_found += found
-        zs += zf
-        per_file[p.name] = {"checks": len(zf), "found": found, "max_z": max(zf)}
+        record(p.name, zf, found)
         log(f"  fp {p.name}: {len(zf)} checks, {found} found, max z {max(zf):.2f}")
     for p in _files(dirs, IMAGE_EXT):
         # The file itself, then geometric variants: they send the detector
@@ -235,17 +236,14 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
             d = wmk.detect_frames([img])
             found += d.found
             zf.append(d.z_score)
-        n_checks += len(zf)
-        n_found += found
-        zs += zf
-        per_file[p.name] = {"checks": len(zf), "found": found, "max_z": max(zf)}
+        record(p.name, zf, found)
     log(f"  fp images: {sum(1 for p in _files(dirs, IMAGE_EXT))} checked, each also rescaled and cropped")
     z = np.array(zs) if zs else np.zeros(1)
     log(f"  null z quantiles 50/90/99/max: {np.percentile(z, 50):.2f} {np.percentile(z, 90):.2f} "
         f"{np.percentile(z, 99):.2f} {z.max():.2f} over {z.size} checks")
     return {
-        "checks": n_checks,
-        "found": n_found,
+        "checks": sum(v["checks"] for v in per_file.values()),
+        "found": sum(v["found"] for v in per_file.values()),
         "null_z_mean": float(z.mean()),
         "null_z_std": float(z.std()),
         "null_z_max": float(z.max()),
