@@ -67,6 +67,7 @@ class Mp4Writer:
             self.audio_stream = self.container.add_stream("aac", rate=audio.sample_rate)
             self.audio_stream.layout = "mono"
         self.frames = 0
+        self.audio_done = 0  # samples of the track already encoded
         self.c2pa = c2pa  # provenance.SigningIdentity: embed a signed C2PA manifest on close
 
     def write(self, image: np.ndarray) -> None:
@@ -79,23 +80,30 @@ class Mp4Writer:
         for packet in self.video.encode(frame):
             self.container.mux(packet)
         self.frames += 1
+        self._write_audio(until=int(self.frames / self.fps * self.audio.sample_rate) if self.audio else 0)
 
-    def _write_audio(self) -> None:
+    def _write_audio(self, until: int | None = None) -> None:
+        """Encode the track up to sample `until` (None: to its end, and flush), as the video
+        goes: interleaved, the file plays while it downloads, and a long track is never
+        converted and encoded all at once."""
         import av
 
         if self.audio_stream is None:
             return
-        samples = self.audio.samples.astype(np.float32)
+        samples = self.audio.samples
         step = 1024
-        for start in range(0, len(samples), step):
-            chunk = samples[start:start + step]
+        stop = len(samples) if until is None else min(until, len(samples))
+        while self.audio_done + (step if until is not None else 1) <= stop:
+            chunk = samples[self.audio_done:min(self.audio_done + step, stop)].astype(np.float32)
             frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
             frame.sample_rate = self.audio.sample_rate
-            frame.pts = start
+            frame.pts = self.audio_done
             for packet in self.audio_stream.encode(frame):
                 self.container.mux(packet)
-        for packet in self.audio_stream.encode(None):
-            self.container.mux(packet)
+            self.audio_done += len(chunk)
+        if until is None:
+            for packet in self.audio_stream.encode(None):
+                self.container.mux(packet)
 
     def close(self) -> Path:
         for packet in self.video.encode(None):
