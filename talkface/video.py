@@ -93,7 +93,8 @@ class Mp4Writer:
         samples = self.audio.samples
         step = 1024
         stop = len(samples) if until is None else min(until, len(samples))
-        while self.audio_done + (step if until is not None else 1) <= stop:
+        smallest = step if until is not None else 1   # whole chunks as the video goes; the rest at the end
+        while stop - self.audio_done >= smallest:
             chunk = samples[self.audio_done:min(self.audio_done + step, stop)].astype(np.float32)
             frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
             frame.sample_rate = self.audio.sample_rate
