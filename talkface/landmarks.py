@@ -24,6 +24,8 @@ LIPS_LOWER_RING3 = (62, 96, 89, 179, 86, 15, 316, 403, 319, 325, 292)
 MOUTH_CORNERS = (61, 291)
 INNER_CORNERS = (78, 308)
 LIP_UPPER_MID, LIP_LOWER_MID = 13, 14
+LIP_UPPER_OUTER_MID, LIP_LOWER_OUTER_MID = 0, 17
+SUBNASALE = 2  # the bottom of the nose, above the middle of the upper lip
 
 # Eye contours from the outer to the inner corner (upper and lower lid lines).
 RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)

@@ -90,6 +90,14 @@ class FaceRig:
     # distance to the portrait, worst frame: 0.10 0.438, 0.20 0.414, 0.30 0.384), but past
     # 0.2 the stretched upper lip's jagged edge shows as vertical streaks.
     LIP_THINNING = (0.20, 0.12)
+    # Closed lip thickness (upper, lower, IOD) that regaining stops at, unless the lip is
+    # thicker already: a typical closed upper lip is 0.06-0.10 IOD, a lower one 0.08-0.15
+    # (face mesh on the shared closed-mouth portraits).
+    CLOSED_LIP_MAX = (0.12, 0.17)
+    # Closing a mouth stretches the skin between nose and lip at most to the larger of these:
+    # a factor of its photographed length, and a typical length (IOD; 0.20-0.26 on the shared
+    # closed-mouth portraits).
+    PHILTRUM_MAX = (1.35, 0.25)
 
     def __init__(self, portrait: Portrait) -> None:
         size = portrait.size
@@ -263,19 +271,47 @@ class FaceRig:
         # tongue-like blob; by the full inner move, the closed lips came out too thin.)
         close = np.zeros((n, 3))
         up_thin, lo_thin = self.LIP_THINNING
-        for uo, u, l, lo in zip(lm.LIPS_UPPER_OUTER[1:-1], lm.LIPS_UPPER_INNER[1:-1],
-                                lm.LIPS_LOWER_INNER[1:-1], lm.LIPS_LOWER_OUTER[1:-1]):
+        up_cap, lo_cap = (f * iod for f in self.CLOSED_LIP_MAX)
+        columns = list(zip(lm.LIPS_UPPER_OUTER[1:-1], lm.LIPS_UPPER_INNER[1:-1],
+                           lm.LIPS_LOWER_INNER[1:-1], lm.LIPS_LOWER_OUTER[1:-1]))
+
+        def closed_lips(uo, u, l, lo) -> tuple[float, float]:
+            """Closed thickness of the upper and lower lip in one column: each regains what
+            opening thinned it by, but not past a typical closed lip (a scream's regain made a
+            fat, swollen upper lip)."""
+            gap = c[l, 1] - c[u, 1]
+            t_up = min(c[u, 1] - c[uo, 1] + up_thin * gap, max(c[u, 1] - c[uo, 1], up_cap))
+            t_lo = min(c[lo, 1] - c[l, 1] + lo_thin * gap, max(c[lo, 1] - c[l, 1], lo_cap))
+            return t_up, t_lo
+
+        # The upper lip's outer edge takes this share of the closure, the jaw the rest; eased
+        # where the skin between nose and lip would stretch past PHILTRUM_MAX (a wide-open mouth
+        # pulls the upper lip up, and its usual share made the lip long and swollen).
+        up_share = (0.45 - up_thin) / (1.0 - up_thin - lo_thin)
+        uo, u, l, lo = columns[lm.LIPS_UPPER_OUTER.index(lm.LIP_UPPER_OUTER_MID) - 1]
+        mid_closure = c[lo, 1] - c[uo, 1] - sum(closed_lips(uo, u, l, lo))
+        philtrum = c[uo, 1] - c[lm.SUBNASALE, 1]
+        room = max(0.0, max(self.PHILTRUM_MAX[0] * philtrum, self.PHILTRUM_MAX[1] * iod) - philtrum)
+        if up_share * mid_closure > room:
+            up_share = room / mid_closure
+        for uo, u, l, lo in columns:
             gap = c[l] - c[u]
             close[u] += 0.45 * gap
             close[l] -= 0.55 * gap
-            close[uo, 1] += (0.45 - up_thin) * gap[1]
-            close[lo, 1] -= (0.55 - lo_thin) * gap[1]
+            if gap[1] <= 0:
+                continue
+            t_up, t_lo = closed_lips(uo, u, l, lo)
+            up_move = up_share * (c[lo, 1] - c[uo, 1] - t_up - t_lo)
+            meet = c[uo, 1] + up_move + t_up           # where the two inner contours meet
+            close[uo, 1] += up_move
+            close[u, 1] = meet - c[u, 1]
+            close[l, 1] = meet - c[l, 1]
+            close[lo, 1] -= (c[lo, 1] - meet) - t_lo
         # the jaw rises with the middle of the lower lip's outer edge (any more squeezes the
         # shadow under the lip into a dark tick); the skin beside the mouth takes that over a
         # height of at least twice the rise (over less it folds into a crease running out from
         # the mouth corners)
-        gap_mid = c[lm.LIP_LOWER_MID, 1] - c[lm.LIP_UPPER_MID, 1]
-        lower_shift = -(0.55 - lo_thin) * gap_mid
+        lower_shift = close[lm.LIP_LOWER_OUTER_MID, 1]
         below = c[:, 1] > mouth_c[1]
         ramp = max(0.25 * iod, 2.0 * abs(lower_shift))
         lateral = np.exp(-((c[:, 0] - mouth_c[0]) / (1.1 * iod)) ** 2)

@@ -154,3 +154,23 @@ def test_triangle_affines_map_vertices_exactly():
     np.testing.assert_allclose(mapped, src, atol=0.02)
     flat = np.zeros((1, 3, 2))  # a degenerate triangle falls back to identity
     assert np.allclose(_affine_from_triangles(flat, flat), [1, 0, 0, 0, 1, 0])
+
+
+def test_closing_a_screaming_mouth_keeps_lips_and_philtrum_natural():
+    """A wide-open mouth closes mostly with the jaw: the upper lip stays a typical closed
+    lip, and the skin between nose and lip stretches only to a typical length."""
+    from conftest import shared_path
+    from talkface.portrait import Portrait
+    from talkface.rig import FaceRig
+
+    rig = FaceRig(Portrait.from_file(shared_path("images", "hard_open_mouth_scream_01.jpg")))
+    closed = rig.canonical + rig.closing
+    iod = rig.iod
+    upper = closed[lm.LIP_UPPER_MID, 1] - closed[lm.LIP_UPPER_OUTER_MID, 1]
+    lower = closed[lm.LIP_LOWER_OUTER_MID, 1] - closed[lm.LIP_LOWER_MID, 1]
+    philtrum = closed[lm.LIP_UPPER_OUTER_MID, 1] - closed[lm.SUBNASALE, 1]
+    gap = closed[lm.LIP_LOWER_MID, 1] - closed[lm.LIP_UPPER_MID, 1]
+    assert abs(gap) < 0.01 * iod
+    assert 0.04 * iod < upper <= rig.CLOSED_LIP_MAX[0] * iod + 1e-6
+    assert 0.06 * iod < lower <= rig.CLOSED_LIP_MAX[1] * iod + 1e-6
+    assert philtrum <= rig.PHILTRUM_MAX[1] * iod + 1e-6
