@@ -110,6 +110,12 @@ class FaceRig:
         self.iod = lm.interocular(pts)
         self.rest_rotation = lm.head_rotation(pts)
         self.rest_yaw = lm.rotation_to_angles(self.rest_rotation)[0]
+        # Share of the commanded yaw and pitch a turned portrait can take: the warp can only
+        # show what the photo shows, and turning a near-profile face by even a few degrees
+        # stretches its hidden side (the mesh's guess of it lies over the nose and the
+        # background) into torn streaks. Roll is an in-plane rotation and stays free.
+        lo, hi = self.PROFILE_YAW
+        self.turn_share = 1.0 - (1.0 - self.PROFILE_TURN_SHARE) * float(_smoothstep((abs(self.rest_yaw) - lo) / (hi - lo)))
         oval = pts[list(lm.FACE_OVAL)]
         face_w = np.ptp(oval[:, 0])
         # Pivot: about the middle of the skull, behind the face, at ear height.
@@ -170,6 +176,9 @@ class FaceRig:
         self.ring_inner = np.array(inner, np.int64)
         return np.array(xy), np.array(z), np.array(follow), np.array(weights)
 
+    PROFILE_YAW = (35.0, 55.0)   # portrait yaw (degrees) over which head turns are scaled down...
+    PROFILE_TURN_SHARE = 0.25    # ...to this share (a 59 degree profile tore at full share)
+
     BORDER_INSET = 0.025   # a second fixed frame this far in (fraction of the size): the strip between
     RING_CLEAR = 0.07      # it and the edge never moves; ring points stay this far from the edge
 
@@ -196,8 +205,11 @@ class FaceRig:
             return delta
         span = limit - knee
         eased = np.sign(total) * (knee + span * np.tanh((abs(total) - knee) / span))
-        if abs(rest) > knee:    # the portrait itself is past the knee: ease from where it is
-            eased = np.sign(total) * (abs(rest) + (limit - abs(rest)) * np.tanh((abs(total) - abs(rest)) / max(limit - abs(rest), 1.0)))
+        if abs(rest) > knee:    # the portrait itself is past the knee: ease from where it is,
+            # within what is left below the limit (a portrait past the limit keeps 2 degrees: a
+            # negative room here turned a near-profile face 16 degrees back, tearing it)
+            room = max(limit - abs(rest), 2.0)
+            eased = np.sign(total) * (abs(rest) + room * np.tanh((abs(total) - abs(rest)) / room))
         return float(eased - rest)
 
     def _keep_inside(self, xy: np.ndarray) -> np.ndarray:
@@ -513,7 +525,8 @@ class FaceRig:
         face = self.canonical + self.closing + np.tensordot(weights, self.basis, axes=1)
         ring = self.ring_canonical + self.ring_closing + np.tensordot(weights, self.ring_basis, axes=1)
         # (yaw only: the mesh's pitch has no reliable zero, a frontal face reads about -13)
-        delta = lm.rotation_matrix(self._limited(motion.yaw, self.rest_yaw, 18.0, 34.0), motion.pitch, motion.roll)
+        yaw = self._limited(motion.yaw * self.turn_share, self.rest_yaw, 18.0, 34.0)
+        delta = lm.rotation_matrix(yaw, motion.pitch * self.turn_share, motion.roll)
         rot = delta @ self.rest_rotation
         shift = np.array([motion.tx * self.size, motion.ty * self.size, 0.0])
         face_w = face @ rot.T * motion.scale + self.pivot + shift

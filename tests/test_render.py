@@ -174,3 +174,35 @@ def test_closing_a_screaming_mouth_keeps_lips_and_philtrum_natural():
     assert 0.04 * iod < upper <= rig.CLOSED_LIP_MAX[0] * iod + 1e-6
     assert 0.06 * iod < lower <= rig.CLOSED_LIP_MAX[1] * iod + 1e-6
     assert philtrum <= rig.PHILTRUM_MAX[1] * iod + 1e-6
+
+
+def test_turning_a_portrait_past_the_limit_never_turns_it_back():
+    """A portrait already past the turn limit gets a small further turn, never a jump back
+    (a sign error there turned a 59 degree profile 16 degrees back for a 3 degree command)."""
+    from talkface.rig import FaceRig
+
+    for rest in (40.0, 59.0, -59.0):
+        for delta in (1.0, 3.0, 20.0):
+            d = delta if rest > 0 else -delta
+            eased = FaceRig._limited(d, rest, 18.0, 34.0)
+            assert 0.0 <= eased / d <= 1.0
+            assert abs(eased) <= 2.0 + 1e-9
+        assert FaceRig._limited(-5.0 if rest > 0 else 5.0, rest, 18.0, 34.0) == (-5.0 if rest > 0 else 5.0)
+
+
+def test_near_profile_portrait_turns_without_tearing():
+    """Small head motions of a near-profile portrait (59 degrees) change little of the frame:
+    its hidden side must not be stretched into view."""
+    from conftest import shared_path
+    from talkface.portrait import Portrait
+    from talkface.render import Renderer, render_motion
+    from talkface.rig import FaceRig
+
+    p = Portrait.from_file(shared_path("images", "hard_small_face_grayscale_01.png"))
+    rig = FaceRig(p)
+    assert rig.turn_share < 0.5
+    renderer = Renderer(p, rig)
+    rest = render_motion(renderer, MotionFrame()).astype(np.int16)
+    for motion in (MotionFrame(yaw=3.0), MotionFrame(yaw=-8.0), MotionFrame(pitch=8.0)):
+        diff = np.abs(render_motion(renderer, motion).astype(np.int16) - rest).sum(axis=2)
+        assert diff.mean() < 15.0, motion
