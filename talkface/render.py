@@ -558,8 +558,10 @@ class Renderer:
         if closed > 0.02:
             lo, hi = upper[:, 0].min(), upper[:, 0].max()
             along = np.clip((gx - lo) / max(hi - lo, 1.0), 0, 1)
-            thick = lid_px * (0.5 + 0.7 * np.sin(np.pi * along))
-            line = np.exp(-((gy - margin - 0.3 * lid_px) / thick) ** 2) * (gx >= lo) * (gx <= hi)
+            thick = lid_px * (0.4 + 0.5 * np.sin(np.pi * along))
+            # centred just above the margin: lashes grow from the lid, and a line centred below it
+            # ate into the opening (a half blink read as nearly closed)
+            line = np.exp(-((gy - margin + 0.3 * lid_px) / thick) ** 2) * (gx >= lo) * (gx <= hi)
             alpha = (0.85 * min(1.0, 2.5 * closed) * line)[..., None]
             region = region * (1 - alpha) + self.lash_rgb[k] * alpha
         return region
