@@ -48,11 +48,13 @@ Known limit: the mark itself is no stronger on smooth, nearly textureless
 clips (child_15 of the shared set: an upscaled portrait on a green screen);
 after H.264 CRF 35 its 2 s excerpts reach sync z 4.0 to 6.0 only, and they are
 found by the payload test (z 7.8 to 11.8 at shift 0 over 7 user ids and 49
-excerpts, against 7.0), with less margin than elsewhere.  A crop or a
-rescale on top of CRF 35 on such a clip leaves only the searched path
-(threshold 8.0) and was not measured.  Flat areas lose the mark to the quantiser at any invisible
-amplitude, so only textured areas and edges carry it, and the masks that
-embedded more on that clip (texture gain ~ sqrt(energy), uneroded edges,
+excerpts, against 7.0), with less margin than elsewhere.  A crop on top of
+CRF 35 leaves only the searched path (threshold 8.5): 9 of 14 excerpts of
+that clip found (2 user ids; none before); rescaled to 360 px and CRF 35:
+none.
+Flat areas lose the mark to the quantiser at any invisible amplitude, so
+only textured areas and edges carry it, and the masks that embedded more on
+that clip (texture gain ~ sqrt(energy), uneroded edges,
 FLAT_RMS 1.2) left visible grain on skin, eyes or the backdrop.  A
 blue-yellow (Cb) copy of the pattern on top of the luminance one was tried as
 well: after 4:2:0 and CRF 35 about 1 % of it survives (luminance: ~10 %),
@@ -133,8 +135,8 @@ PSNR_FLOOR_DB = 40.3  # per-frame cap on the mean squared change (spec: >= 40 dB
 # check, and a Gumbel fit of the measured null gives ~9e-5.  Above the
 # threshold the payload is decoded, and "found" further needs the 8-bit tag
 # and the CRC-16 to check (2^-24 for a random decode): ~1e-12 per check.
-# The payload test below adds its own bounds (2e-5 and 1.7e-7 per check), so
-# a false "found" is now bounded by ~2e-5 per check overall, not 1e-12.
+# The payload test below adds its own bounds (3.3e-7 and 1.7e-7 per check),
+# so a false "found" is now bounded by ~5e-7 per check overall, not 1e-12.
 Z_THRESHOLD = 6.5
 # Smallest period searched (px at analysis scale): the top key frequency,
 # 22 cycles per period, must stay below Nyquist (0.5 cycles/px), so 48 px,
@@ -147,15 +149,17 @@ N_TESTS = 8 * TILE * TILE * 4
 # Decode-confirmed detection (see _confirm_payload).  Below Z_THRESHOLD, or
 # when the Viterbi decode fails its checks, every payload talkface can write
 # (2^16 user ids per version) is tested at the N_DECODE_SHIFTS strongest
-# sync shifts of the best period; one hypothesis is a (period, shift,
-# payload) triple, so the Bonferroni count is N_TESTS * 2^16 * versions.
-# Z_DECODE_THRESHOLD puts N_DECODE_TESTS * Q(z) at 2e-5, the same per-check
-# bound as the sync threshold (N_TESTS * Q(6.5)).  Measured on the shared
+# shifts (sync plus payload energy) of the best and the untouched periods;
+# one hypothesis is a (period, shift, payload) triple, so the Bonferroni
+# count is N_TESTS * 2^16 * versions.  N_DECODE_TESTS * Q(8.5) = 3.3e-7 per
+# check: a false "found" has to stay far rarer than a false sync peak (8.0,
+# at 2e-5, would find 4 more of 14 cropped CRF 35 excerpts of the smoothest
+# clip).  Measured on the shared
 # real footage (the 1872 checks above): payload z median 5.62, 99th
 # percentile 6.60, maximum 6.93; at shift 0: median 2.76, maximum 5.28.
 N_DECODE_SHIFTS = 8
 N_DECODE_TESTS = N_TESTS * (1 << 16) * FORMAT_VERSION
-Z_DECODE_THRESHOLD = 8.0
+Z_DECODE_THRESHOLD = 8.5
 # A re-encoded render keeps its geometry: period TILE (at the render's size)
 # and shift 0.  That hypothesis gets its own threshold (weighted Bonferroni):
 # 2 periods x 2^16 payloads, N_EXACT_TESTS * Q(7.0) = 1.7e-7 per check.
