@@ -83,6 +83,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Z_THRESHOLD",
     "Z_DECODE_THRESHOLD",
+    "Z_EXACT_THRESHOLD",
 ]
 
 FORMAT_VERSION = 1
@@ -238,16 +239,19 @@ class Payload:
 class Detection:
     """Result of a watermark check.
 
-    ``confidence`` is ``1 - p`` where ``p`` is the smaller of two Bonferroni
-    bounds on the chance that unmarked content scores this high (Q:
-    Gaussian upper tail): ``N_TESTS * Q(z_score)`` for the sync peak and
-    ``N_DECODE_TESTS * Q(payload_z)`` for the best payload hypothesis.  It
-    is 0 for typical unmarked content but can reach ~0.9 on its top 1 %, so
-    read it as evidence only near 1: at either threshold it is 0.99998.
+    ``confidence`` is ``1 - p`` where ``p`` is the smallest of three
+    Bonferroni bounds on the chance that unmarked content scores this high
+    (Q: Gaussian upper tail): ``N_TESTS * Q(z_score)`` for the sync peak,
+    ``N_DECODE_TESTS * Q(payload_z)`` for the best payload hypothesis over
+    the searched shifts and ``N_EXACT_TESTS * Q(exact_z)`` for the one at
+    shift 0.  It is 0 for typical unmarked content but can reach ~0.9 on
+    its top 1 %, so read it as evidence only near 1: at the sync threshold
+    it is 0.99998, at the payload thresholds 0.9999997 and 0.9999998.
     ``found`` needs a payload: decoded above Z_THRESHOLD with tag and CRC
     checking, or else the best of all 2^16 * FORMAT_VERSION payloads with
-    ``payload_z >= Z_DECODE_THRESHOLD``; ``payload`` is None otherwise.
-    ``frames_used`` counts the frames summed (those of the most common size).
+    ``exact_z >= Z_EXACT_THRESHOLD`` or ``payload_z >= Z_DECODE_THRESHOLD``;
+    ``payload`` is None otherwise.  ``frames_used`` counts the frames summed
+    (those of the most common size).
     """
 
     found: bool

@@ -23,6 +23,7 @@ from talkface.watermark import (
     Watermarker,
     WatermarkReadError,
     Z_DECODE_THRESHOLD,
+    Z_EXACT_THRESHOLD,
     Z_THRESHOLD,
     detect_frames,
     verify_file,
@@ -191,7 +192,7 @@ def test_unmarked_is_not_found(clip: list[np.ndarray]) -> None:
     for frames in (clip, clip[:1], [np.full((512, 512, 3), 128, np.uint8)]):
         d = detect_frames(frames)
         assert not d.found and d.payload is None
-        assert d.z_score < Z_THRESHOLD and d.payload_z < Z_DECODE_THRESHOLD
+        assert d.z_score < Z_THRESHOLD and d.payload_z < Z_DECODE_THRESHOLD and d.exact_z < Z_EXACT_THRESHOLD
     rng = np.random.default_rng(5)
     noise = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
     assert not detect_frames(noise).found
