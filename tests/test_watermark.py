@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from talkface import watermark as wmk
 from talkface.evaluation.watermark_eval import h264 as encode_decode
 
 from talkface.watermark import (
@@ -21,6 +22,8 @@ from talkface.watermark import (
     Payload,
     Watermarker,
     WatermarkReadError,
+    Z_DECODE_THRESHOLD,
+    Z_EXACT_THRESHOLD,
     Z_THRESHOLD,
     detect_frames,
     verify_file,
@@ -129,6 +132,34 @@ def test_other_user_id_is_decoded(clip: list[np.ndarray]) -> None:
     assert d.found and d.payload == p
 
 
+def test_all_user_id_scores_match_their_codewords() -> None:
+    # The closed-form scores of all 65536 user ids (one Walsh-Hadamard
+    # transform) equal the correlation with each payload's own codeword.
+    soft = np.random.default_rng(2).normal(size=wmk.CODED_BITS)
+    scores = wmk._user_id_scores(soft, FORMAT_VERSION)
+    for uid in (0, 1, 0x8000, 0xBEEF, 65535):
+        coded = wmk._conv_encode(Payload(FORMAT_VERSION, uid).to_bits())
+        assert scores[uid] == pytest.approx(float(soft @ (2.0 * coded - 1.0)))
+    coded = wmk._conv_encode(PAYLOAD.to_bits())
+    assert int(np.argmax(wmk._user_id_scores(2.0 * coded - 1.0, FORMAT_VERSION))) == PAYLOAD.user_id
+
+
+def test_weak_mark_is_confirmed_by_the_payload_test(clip: list[np.ndarray]) -> None:
+    # A quarter of the mark under noise: the sync peak stays below its
+    # threshold, but the pattern of the right payload (out of all 2^16)
+    # correlates well above Z_DECODE_THRESHOLD.
+    wm = Watermarker(PAYLOAD)
+    rng = np.random.default_rng(5)
+    weak = []
+    for f in clip[:10]:
+        mark = wm.embed(f).astype(np.float32) - f
+        weak.append(np.clip(np.rint(f + 0.25 * mark + rng.normal(0.0, 2.0, f.shape)), 0, 255).astype(np.uint8))
+    d = detect_frames(weak)
+    assert d.z_score < Z_THRESHOLD
+    assert d.found and d.payload == PAYLOAD
+    assert d.payload_z >= Z_DECODE_THRESHOLD and d.confidence > 0.99
+
+
 def test_survives_h264_crf28(marked: list[np.ndarray]) -> None:
     d = detect_frames(h264(marked, 28))
     assert_found(d)
@@ -161,7 +192,7 @@ def test_unmarked_is_not_found(clip: list[np.ndarray]) -> None:
     for frames in (clip, clip[:1], [np.full((512, 512, 3), 128, np.uint8)]):
         d = detect_frames(frames)
         assert not d.found and d.payload is None
-        assert d.z_score < Z_THRESHOLD
+        assert d.z_score < Z_THRESHOLD and d.payload_z < Z_DECODE_THRESHOLD and d.exact_z < Z_EXACT_THRESHOLD
     rng = np.random.default_rng(5)
     noise = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
     assert not detect_frames(noise).found

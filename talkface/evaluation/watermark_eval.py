@@ -4,7 +4,9 @@ Builds generated-like clips (512x512 face crops at 25 fps) by embedding the
 mark into real host clips, applies each transformation (H.264 re-encodes,
 rescales, crops, JPEG, excerpts, frame-rate change), and measures the
 detection rate on 2 s excerpts, plus the false positives over every frame of
-real footage and images, the PSNR and the embedding time.
+real footage and images, the PSNR and the embedding time.  Trials whose sync
+peak did not decode go through the payload test; the table gives how many
+and their lowest payload z (searched, and at shift 0).
 
     python -m talkface.evaluation.watermark_eval --videos ../shared/data/videos \\
         --false-positives ../shared/data/videos --false-positives ../shared/data/images \\
@@ -151,6 +153,17 @@ def crop(frames: list[np.ndarray], edges: str, frac: float = 0.10) -> list[np.nd
 # Detection over excerpts
 
 
+def outcome(d: wmk.Detection, expected: wmk.Payload) -> dict:
+    """What the table records of one detection."""
+    return {
+        "found": d.found,
+        "correct": d.found and d.payload == expected,
+        "z": d.z_score,  # sync peak
+        "zp": d.payload_z,  # payload test over the searched shifts (0 if the sync path decoded)
+        "zx": d.exact_z,  # payload test at shift 0 of the render's period
+    }
+
+
 def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, expected: wmk.Payload) -> list[dict]:
     """Detect on every 2 s excerpt (start every stride_s seconds).
 
@@ -167,7 +180,7 @@ def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, ex
     for a in range(0, len(frames) - n + 1, step):
         acc = csum[a + n - 1] - (csum[a - 1] if a > 0 else 0.0)
         d = wmk._analyse(acc.astype(np.float32), n, factor)
-        out.append({"start": a / fps, "found": d.found, "correct": d.found and d.payload == expected, "z": d.z_score})
+        out.append({"start": a / fps, **outcome(d, expected)})
     return out
 
 
@@ -196,59 +209,71 @@ def _image_variants(img: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _quantiles(v: np.ndarray) -> str:
+    return " ".join(f"{np.percentile(v, q):.2f}" for q in (50, 90, 99)) + f" {v.max():.2f}"
+
+
 def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_step: int = 1) -> dict:
     """Every frame of every real video (alone), every 2 s excerpt, whole
-    files via verify_file, and every image must come out not found."""
-    zs: list[float] = []
+    files via verify_file, and every image must come out not found.  All
+    three statistics are kept: the sync z (Z_THRESHOLD) and the payload
+    test's z over the searched shifts (Z_DECODE_THRESHOLD) and at shift 0
+    (Z_EXACT_THRESHOLD)."""
+    checks: list[dict] = []
     per_file = {}
 
-    def record(name: str, zf: list[float], found: int) -> None:
-        zs.extend(zf)
-        per_file[name] = {"checks": len(zf), "found": found, "max_z": max(zf)}
+    def record(name: str, out: list[dict]) -> None:
+        checks.extend(out)
+        per_file[name] = {
+            "checks": len(out),
+            "found": sum(e["found"] for e in out),
+            "max_z": max(e["z"] for e in out),
+            "max_payload_z": max(e["zp"] for e in out),
+            "max_exact_z": max(e["zx"] for e in out),
+        }
 
+    none = wmk.Payload(wmk.FORMAT_VERSION)
     for p in _files(dirs, VIDEO_EXT):
         frames = read_video(p)
-        found = 0
-        zf: list[float] = []
-        for f in frames[::frame_step]:
-            d = wmk.detect_frames([f])
-            found += d.found
-            zf.append(d.z_score)
+        out = [outcome(wmk.detect_frames([f]), none) for f in frames[::frame_step]]
         fps = 25.0
         with av.open(str(p)) as c:
             rate = c.streams.video[0].average_rate
             if rate:
                 fps = float(rate)
-        for e in excerpt_detections(frames, fps, 1.0, wmk.Payload(wmk.FORMAT_VERSION)):
-            found += e["found"]
-            zf.append(e["z"])
-        d = wmk.verify_file(p)
-        found += d.found
-        zf.append(d.z_score)
-        record(p.name, zf, found)
-        log(f"  fp {p.name}: {len(zf)} checks, {found} found, max z {max(zf):.2f}")
+        out += excerpt_detections(frames, fps, 1.0, none)
+        out.append(outcome(wmk.verify_file(p), none))
+        record(p.name, out)
+        f = per_file[p.name]
+        log(f"  fp {p.name}: {f['checks']} checks, {f['found']} found, max z {f['max_z']:.2f}, "
+            f"max payload z {f['max_payload_z']:.2f}, at shift 0 {f['max_exact_z']:.2f}")
     for p in _files(dirs, IMAGE_EXT):
         # The file itself, then geometric variants: they send the detector
         # down its estimated-period paths, whose null has to hold as well.
-        d = wmk.verify_file(p)
-        zf, found = [d.z_score], int(d.found)
-        for img in _image_variants(wmk._read_image(p)):
-            d = wmk.detect_frames([img])
-            found += d.found
-            zf.append(d.z_score)
-        record(p.name, zf, found)
+        out = [outcome(wmk.verify_file(p), none)]
+        out += [outcome(wmk.detect_frames([img]), none) for img in _image_variants(wmk._read_image(p))]
+        record(p.name, out)
     log(f"  fp images: {sum(1 for p in _files(dirs, IMAGE_EXT))} checked, each also rescaled and cropped")
-    z = np.array(zs) if zs else np.zeros(1)
-    log(f"  null z quantiles 50/90/99/max: {np.percentile(z, 50):.2f} {np.percentile(z, 90):.2f} "
-        f"{np.percentile(z, 99):.2f} {z.max():.2f} over {z.size} checks")
+    z = np.array([e["z"] for e in checks]) if checks else np.zeros(1)
+    zp = np.array([e["zp"] for e in checks]) if checks else np.zeros(1)
+    zx = np.array([e["zx"] for e in checks]) if checks else np.zeros(1)
+    log(f"  null z quantiles 50/90/99/max: {_quantiles(z)} over {z.size} checks")
+    log(f"  null payload z quantiles 50/90/99/max: {_quantiles(zp)} (threshold {wmk.Z_DECODE_THRESHOLD})")
+    log(f"  null payload z at shift 0 quantiles 50/90/99/max: {_quantiles(zx)} (threshold {wmk.Z_EXACT_THRESHOLD})")
     return {
-        "checks": sum(v["checks"] for v in per_file.values()),
-        "found": sum(v["found"] for v in per_file.values()),
+        "checks": len(checks),
+        "found": sum(e["found"] for e in checks),
         "null_z_mean": float(z.mean()),
         "null_z_std": float(z.std()),
         "null_z_max": float(z.max()),
         "z_threshold": wmk.Z_THRESHOLD,
         "null_z_values": [round(float(v), 3) for v in z],  # to fit the tail that sets Z_THRESHOLD
+        "null_payload_z_max": float(zp.max()),
+        "z_decode_threshold": wmk.Z_DECODE_THRESHOLD,
+        "null_payload_z_values": [round(float(v), 3) for v in zp],
+        "null_exact_z_max": float(zx.max()),
+        "z_exact_threshold": wmk.Z_EXACT_THRESHOLD,
+        "null_exact_z_values": [round(float(v), 3) for v in zx],
         "files": per_file,
     }
 
@@ -301,11 +326,13 @@ def run(args: argparse.Namespace) -> int:
     detect_times: list[float] = []
 
     def record(name: str, results: list[dict]) -> None:
-        r = rows.setdefault(name, {"trials": 0, "found": 0, "correct": 0, "z": []})
+        r = rows.setdefault(name, {"trials": 0, "found": 0, "correct": 0, "z": [], "zp": [], "zx": []})
         r["trials"] += len(results)
         r["found"] += sum(e["found"] for e in results)
         r["correct"] += sum(e["correct"] for e in results)
         r["z"] += [e["z"] for e in results]
+        r["zp"] += [e["zp"] for e in results]
+        r["zx"] += [e["zx"] for e in results]
 
     for hi, path in enumerate(hosts):
         src = [face_crop(f) for f in read_video(path, args.max_frames)]
@@ -346,13 +373,13 @@ def run(args: argparse.Namespace) -> int:
         for _ in range(3):
             a = int(rng.integers(0, len(marked) - n + 1))
             d = wmk.detect_frames(h264(marked[a : a + n], 23))
-            cut.append({"found": d.found, "correct": d.found and d.payload == payload, "z": d.z_score})
+            cut.append(outcome(d, payload))
         record("2 s cut, re-encoded crf23", cut)
         # JPEG q70, one frame at a time (no temporal accumulation).
         jp = []
         for i in range(0, len(marked), 10):
             d = wmk.detect_frames([jpeg(marked[i], 70)])
-            jp.append({"found": d.found, "correct": d.found and d.payload == payload, "z": d.z_score})
+            jp.append(outcome(d, payload))
         record("jpeg q70 single frame", jp)
         # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
         h, w = marked[0].shape[:2]
@@ -367,9 +394,15 @@ def run(args: argparse.Namespace) -> int:
 
     table = []
     print()
-    print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}")
+    print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}"
+          f" {'payload-tested':>14s} {'min payload z':>13s} {'at shift 0':>10s}")
     for name, r in rows.items():
         z = np.array(r["z"])
+        # Trials the sync path did not decode went through the payload test.
+        tested = [i for i, v in enumerate(r["zp"]) if v != 0.0]
+        zp = np.array([r["zp"][i] for i in tested])
+        zx = np.array([r["zx"][i] for i in tested])
+        zp_min = f"{zp.min():13.2f} {zx.min():10.2f}" if zp.size else f"{'-':>13s} {'-':>10s}"
         rate = r["found"] / max(1, r["trials"])
         corr = r["correct"] / max(1, r["trials"])
         table.append(
@@ -382,9 +415,14 @@ def run(args: argparse.Namespace) -> int:
                 "z_min": float(z.min()),
                 "z_median": float(np.median(z)),
                 "z_values": [round(float(v), 2) for v in z],
+                "payload_tested": int(zp.size),
+                "payload_z_min": float(zp.min()) if zp.size else None,
+                "payload_z_values": [round(float(v), 2) for v in zp],
+                "exact_z_values": [round(float(v), 2) for v in zx],
             }
         )
-        print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}")
+        print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}"
+              f" {zp.size:14d} {zp_min}")
     all_trials = sum(r["trials"] for r in rows.values())
     all_found = sum(r["correct"] for r in rows.values())
     summary = {
@@ -409,7 +447,9 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"false positives: {fp['found']} of {fp['checks']} checks on real footage/images; "
             f"null z mean {fp['null_z_mean']:.2f} sd {fp['null_z_std']:.2f} max {fp['null_z_max']:.2f} "
-            f"(threshold {wmk.Z_THRESHOLD})"
+            f"(threshold {wmk.Z_THRESHOLD}); null payload z max {fp['null_payload_z_max']:.2f} "
+            f"(threshold {wmk.Z_DECODE_THRESHOLD}), at shift 0 {fp['null_exact_z_max']:.2f} "
+            f"(threshold {wmk.Z_EXACT_THRESHOLD})"
         )
     print(f"runtime {summary['runtime_s']:.0f} s")
     if args.json:
