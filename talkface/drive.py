@@ -290,9 +290,8 @@ def run(args: argparse.Namespace) -> int:
 def _watermarked(frames, user_id: int):
     import dataclasses
 
-    from . import __version_tuple__
     from .watermark import Payload, Watermarker
 
-    marker = Watermarker(Payload(version=__version_tuple__[0], user_id=user_id))
+    marker = Watermarker(Payload.written(user_id=user_id))
     for f in frames:
         yield dataclasses.replace(f, image=marker.embed(f.image))

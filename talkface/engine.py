@@ -67,7 +67,6 @@ class Animator:
     def __init__(self, face: FaceModel, options: GenerateOptions = GenerateOptions(),
                  mouth_model: MouthModel | None = None) -> None:
         from .watermark import Payload, Watermarker
-        from . import __version_tuple__
 
         self.face = face
         self.options = options
@@ -76,7 +75,7 @@ class Animator:
         self.mouth = self.mouth_model.stream()
         self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze)
         self.prosody = ProsodyTracker()
-        self.watermarker = (Watermarker(Payload(version=__version_tuple__[0], user_id=options.watermark_id))
+        self.watermarker = (Watermarker(Payload.written(user_id=options.watermark_id))
                             if options.watermark_id is not None else None)
         self.rows = np.zeros((0, 4), np.float32)   # mouth rows, one per 10 ms feature frame
         self.feats = AudioFeatures.concatenate([])  # features not yet consumed by prosody

@@ -207,7 +207,7 @@ def _bits_to_int(bits: np.ndarray) -> int:
 class Payload:
     """What the watermark says: talkface made this, with which version, for whom."""
 
-    version: int  # talkface format/major version, small int (0..255)
+    version: int  # watermark format version, small int (0..255); talkface writes FORMAT_VERSION
     user_id: int = 0  # 0..65535, set with --watermark-id
 
     def __post_init__(self) -> None:
@@ -215,6 +215,13 @@ class Payload:
             raise ValueError("version must be in 0..255")
         if not 0 <= int(self.user_id) <= 0xFFFF:
             raise ValueError("user_id must be in 0..65535")
+
+    @classmethod
+    def written(cls, user_id: int = 0) -> "Payload":
+        """The payload talkface writes into its output: FORMAT_VERSION, the one
+        version range the payload test searches (a weak mark of any other
+        version is only found by the sync path)."""
+        return cls(version=FORMAT_VERSION, user_id=user_id)
 
     def to_bits(self) -> np.ndarray:
         """48 bits (uint8 0/1): tag, version, user_id, CRC-16 of the first 32."""

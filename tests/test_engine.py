@@ -73,3 +73,13 @@ def test_public_api_is_small_and_works(tmp_path, speech_audio):
     portrait = talkface.Portrait.builtin(size=256)
     out = talkface.write_video(tmp_path / "api.mp4", talkface.generate(portrait, clip), clip)
     assert out.exists() and out.stat().st_size > 1000
+
+
+def test_output_mark_is_one_the_payload_test_searches(face):
+    """Generated frames carry the payload version the decode-confirmed detection searches
+    (1..FORMAT_VERSION): a weak mark of another version would only be found by the sync."""
+    from talkface.watermark import FORMAT_VERSION, Payload
+
+    anim = Animator(face, GenerateOptions(seed=0, watermark_id=7))
+    assert anim.watermarker.payload == Payload.written(7)
+    assert 1 <= anim.watermarker.payload.version <= FORMAT_VERSION
