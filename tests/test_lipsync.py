@@ -199,3 +199,13 @@ def test_shipped_weights_stay_small():
     from talkface.lipsync_model import WEIGHTS
 
     assert WEIGHTS.stat().st_size < 3_000_000
+
+
+def test_quiet_closed_measures_how_far_silence_means_a_shut_mouth():
+    from talkface.evaluation.lipsync_eval import quiet_closed
+
+    rng = np.random.default_rng(0)
+    energy = rng.normal(size=400)
+    assert quiet_closed(energy + 0.01 * rng.normal(size=400), energy) > 0.9   # shut exactly when quiet
+    assert 0.1 < quiet_closed(rng.normal(size=400), energy) < 0.4             # unrelated: chance, 0.25
+    assert quiet_closed(-energy, energy) == 0.0                               # open when quiet

@@ -30,7 +30,8 @@ import numpy as np
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 MAX_LAG = 2
-KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide")
+KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
+        "quiet_closed")
 
 
 # ------------------------------------------------------------------ real mouth (cached)
@@ -125,6 +126,16 @@ def closed_agreement(real: np.ndarray, pred: np.ndarray) -> float:
     ok = np.isfinite(real) & np.isfinite(pred)
     a, b = real[ok], pred[ok]
     return float(np.mean((a <= np.percentile(a, 25)) == (b <= np.percentile(b, 25))))
+
+
+def quiet_closed(real: np.ndarray, energy: np.ndarray) -> float:
+    """Share of the quietest quarter of frames (energy envelope) in which the real mouth is
+    closed (its opening in its lowest quarter): how far silence predicts a closed mouth on
+    this clip, a ceiling on what any audio-only model can reach in closed agreement."""
+    ok = np.isfinite(real) & np.isfinite(energy)
+    a, e = real[ok], energy[ok]
+    quiet = e <= np.percentile(e, 25)
+    return float(np.mean(a[quiet] <= np.percentile(a, 25))) if quiet.any() else float("nan")
 
 
 def energy_envelope(feats) -> np.ndarray:
@@ -337,11 +348,12 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
             rendered_r, _ = best_lag_r(real_open, rendered)
         row = {"name": name, "r_open": r_open, "lag": lag, "r_width": r_width, "closed_agreement": agree,
                "baseline_r_open": base_r, "ridge_r_open": ridge_r, "rendered_r_open": rendered_r, "model": source,
-               "r_open_wide": r_wide, "lag_wide_s": round(lag_wide / fps, 3)}
+               "r_open_wide": r_wide, "lag_wide_s": round(lag_wide / fps, 3), "quiet_closed": quiet_closed(real_open, base)}
         results.append(row)
         log(f"{name:30s} r_open {r_open:5.2f} (lag {lag:+d})  r_width {r_width:5.2f}  closed {agree:.2f}  "
             f"energy {base_r:5.2f}  ridge {ridge_r:5.2f}" + (f"  rendered {rendered_r:5.2f}" if render else "")
-            + f"  (within 0.4 s: {r_wide:4.2f} at {lag_wide / fps:+.2f} s)  [{source}]")
+            + f"  (within 0.4 s: {r_wide:4.2f} at {lag_wide / fps:+.2f} s; closed when quiet {row['quiet_closed']:.2f})"
+            + f"  [{source}]")
         if plot_dir is not None:
             plot_dir.mkdir(parents=True, exist_ok=True)
             plot(plot_dir / f"{name}.png", name, times, real_open, shifted(pred_open, lag), base, ridge, rendered, row)
