@@ -361,6 +361,8 @@ class Renderer:
         self.tongue_rgb = self._style(np.array([150, 78, 80], np.float32) * self.light)
         self.own_teeth = self._own_teeth(portrait)
         self.own_interior = self._own_interior(portrait)
+        # a closed photographed mouth has its own lip line: only a closed-by-warp mouth has a seam
+        self.seam_softening = float(np.clip((lm.mouth_opening(portrait.points) - 0.03) / 0.05, 0, 1))
         # the picture's own fine grain (film, paint, stone), laid over what is drawn so it matches
         self.grain = _grain(self.source)
 
@@ -573,8 +575,6 @@ class Renderer:
         if x1 <= x0 or y1 <= y0:
             return
         mask = (kind[y0:y1, x0:x1] == _KIND_MOUTH).astype(np.float32)
-        if mask.sum() < 2:
-            return
         iod_now = self.iod * float(np.linalg.norm(xy[263] - xy[33]) / (np.linalg.norm(self.src_xy[263] - self.src_xy[33]) + 1e-6))
         centre, ux, vy, half_w = self._mouth_frame(xy)
         gx, gy = self.grid_x[y0:y1, x0:x1] - centre[0], self.grid_y[y0:y1, x0:x1] - centre[1]
@@ -586,6 +586,10 @@ class Renderer:
         gap_mid = float(self._lip_line(xy, lm.LIPS_LOWER_INNER, centre, ux, vy, half_w, np.zeros(1))[0]
                         - self._lip_line(xy, lm.LIPS_UPPER_INNER, centre, ux, vy, half_w, np.zeros(1))[0])
         au = np.abs(u)
+        if self.seam_softening > 0:
+            self._soften_lip_seam(frame, x0, y0, x1, y1, v, v_up, v_lo, au, self.seam_softening)
+        if mask.sum() < 2:
+            return
 
         # cavity: dark, darkest at the back (the middle of a wide opening)
         depth = np.clip(1 - au ** 2, 0, 1) * np.clip(opening / (0.25 * iod_now + 1e-6), 0, 1)
@@ -617,6 +621,16 @@ class Renderer:
         ring = np.clip(cv2.GaussianBlur(mask, (0, 0), 2.0) - alpha, 0, 1)
         region *= (1 - 0.3 * (1 - own) * ring)[..., None]   # the portrait's own opening has its shadow
         frame[y0:y1, x0:x1] = np.clip(region * (1 - alpha[..., None]) + out * alpha[..., None], 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _soften_lip_seam(frame, x0, y0, x1, y1, v, v_up, v_lo, au, strength: float) -> None:
+        """Where the lips meet, upper-lip and lower-lip triangles sample different parts of the
+        source with no anti-aliasing between them: a 1 px staircase along the closed lips. Blur
+        across the seam only, over a band of about 2 px."""
+        seam = strength * np.clip(1 - np.abs(v - 0.5 * (v_up + v_lo)) / 2.0, 0, 1) * np.clip((1 - au) / 0.1, 0, 1)
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        region += (cv2.GaussianBlur(region, (1, 5), sigmaX=0, sigmaY=1.0) - region) * seam[..., None]
+        frame[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
 
     def _drawn_teeth_layer(self, out, u, v, v_up, v_lo, opening, iod_now):
         """Upper and lower teeth on a curved arch: teeth narrow and darken towards the corners."""
