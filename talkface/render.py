@@ -575,6 +575,8 @@ class Renderer:
         if x1 <= x0 or y1 <= y0:
             return
         mask = (kind[y0:y1, x0:x1] == _KIND_MOUTH).astype(np.float32)
+        if mask.sum() < 2 and self.seam_softening == 0:   # closed, and no warp-made seam to soften
+            return
         iod_now = self.iod * float(np.linalg.norm(xy[263] - xy[33]) / (np.linalg.norm(self.src_xy[263] - self.src_xy[33]) + 1e-6))
         centre, ux, vy, half_w = self._mouth_frame(xy)
         gx, gy = self.grid_x[y0:y1, x0:x1] - centre[0], self.grid_y[y0:y1, x0:x1] - centre[1]
