@@ -227,6 +227,7 @@ class Renderer:
         iris_plate = img.copy()
         self.iris_src = []
         self.iris_shown_src = np.zeros((self.size, self.size), np.float32)   # where the iris layer may sample
+        self.eye_own = np.zeros((self.size, self.size), np.float32)   # where the eyeball plate is the photo itself
         for eye in _EYES:
             opening = lm.polygon_mask(pts[list(eye.polygon)], self.size) > 0.5
             centre = pts[eye.iris[0], :2]
@@ -248,9 +249,11 @@ class Renderer:
             region = band | disc
             filled = _fill_from(sclera, img, region)
             # the sclera's own pixels (veins, a highlight) kept inside, faded into the fill at their
-            # edge: a hard edge there showed as a thin line when the iris moved over it
-            keep = np.clip(2 * cv2.GaussianBlur(sclera.astype(np.float32), (0, 0), 0.8) - 1, 0, 1)[region][:, None]
-            plate[region] = keep * img[region] + (1 - keep) * filled[region]
+            # edge: a hard edge there showed as a thin line when the iris moved over it. (Not its
+            # darker ones: an iris's dark rim past the mesh's radius left a ghost ring behind.)
+            keep = np.clip(2 * cv2.GaussianBlur(sclera.astype(np.float32), (0, 0), 0.8) - 1, 0, 1)
+            plate[region] = keep[region][:, None] * img[region] + (1 - keep[region][:, None]) * filled[region]
+            self.eye_own = np.maximum(self.eye_own, keep)
             self.iris_shown_src = np.maximum(self.iris_shown_src, opening.astype(np.float32))
             iris = np.zeros_like(opening, np.uint8)
             cv2.circle(iris, c, int(np.ceil(radius)) + 1, 1, -1)
@@ -502,14 +505,16 @@ class Renderer:
             iris = cv2.remap(self.iris_plate, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             r = np.hypot(ix - c_src[0], iy - c_src[1])
             visible_src = cv2.remap(self.iris_shown_src, ix, iy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            # the iris with its dark limbal ring (the mesh's iris radius falls just inside it)
-            alpha_iris = np.clip((1.12 * radius - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
-            eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
-            # the upper lid's shadow on the eyeball
+            # the upper lid's shadow on the filled sclera (the photo's own pixels have theirs)
             upper = targets.xy[list(eye.polygon[: len(eye.polygon) // 2 + 1])]
             top = np.interp(gx, *self._sorted_line(upper))
-            shade = 1 - 0.18 * np.exp(-np.maximum(gy - top, 0) / (0.03 * self.iod * scale ** -1 + 1e-6))
+            own = cv2.remap(self.eye_own, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            shade = 1 - 0.18 * (1 - own) * np.exp(-np.maximum(gy - top, 0) / (0.03 * self.iod * scale ** -1 + 1e-6))
             eyeball *= shade[..., None]
+            # the iris with its dark limbal ring and the rim of white round it, the whole disc the
+            # eyeball plate filled: at rest it lands on the photo's own iris exactly
+            alpha_iris = np.clip((1.2 * radius + 1.0 - r) / 1.2 + 0.5, 0, 1) * np.clip(visible_src * 1.5, 0, 1)
+            eyeball = eyeball * (1 - alpha_iris[..., None]) + iris * alpha_iris[..., None]
             mask = cv2.GaussianBlur(mask, (0, 0), 0.7)
             region = region * (1 - mask[..., None]) + eyeball * mask[..., None]
         if targets.lids_open is not None:

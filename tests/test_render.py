@@ -77,6 +77,21 @@ def test_gaze_moves_the_iris(face):
     assert iris_x(rest) - iris_x(left) > 0.03 * iod
 
 
+def test_eyes_at_rest_redraw_as_the_photo(face):
+    """With the gaze and lids at rest, the redrawn eyeball and iris land on the photo's own
+    eye (no extra lid shadow, no ring where the iris layer meets the filled sclera)."""
+    import cv2
+
+    out = render(face, MotionFrame())
+    p = face.portrait
+    diff = np.abs(out.astype(np.float32) - p.image.astype(np.float32)).mean(axis=2)
+    for ids in (lm.RIGHT_EYE_UPPER + lm.RIGHT_EYE_LOWER, lm.LEFT_EYE_UPPER + lm.LEFT_EYE_LOWER):
+        hull = np.zeros((p.size, p.size), np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(p.points[list(ids), :2]).astype(np.int32)), 1)
+        # (7.8 and 8.1 grey levels before the eyeball's shadow was kept off the photo's own pixels)
+        assert diff[hull.astype(bool)].mean() < 6.0
+
+
 def test_yaw_moves_the_nose(face):
     _, rest = _aperture(render(face, MotionFrame()))
     _, turned = _aperture(render(face, MotionFrame(yaw=20.0)))
