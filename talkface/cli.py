@@ -57,7 +57,7 @@ def controls_from_args(args: argparse.Namespace):
     return ControlTrack(base=base)
 
 
-def _progress(total: int, desc: str):
+def progress_bar(total: int, desc: str):
     """A progress bar on a terminal; silent otherwise (logs stay clean)."""
     from tqdm import tqdm
 
@@ -93,7 +93,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     face = FaceModel(portrait)
     frames = in_background(generate(face, audio, options))
     total = int(round(audio.duration * args.fps))
-    with _progress(total, "rendering") as bar:
+    with progress_bar(total, "rendering") as bar:
         if args.framing == "full":
             from .framing import full_frame
 
@@ -170,6 +170,7 @@ EVAL_COMMANDS = (
     ("dynamics", "head, blink and gaze statistics: generated vs real", "talkface.evaluation.dynamics"),
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
+    ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.train_lipsync"),
