@@ -1,12 +1,15 @@
 """Rendering stage: a piecewise-affine warp of the portrait crop, driven by the rig's
-control points, with three layers the warp alone cannot make:
+control points, with the layers the warp alone cannot make:
 
+- the person, warped, over a still background plate (the photo's background with the band
+  a moving head may uncover filled in), composited with the person mask as a matte;
 - the mouth interior (cavity, upper and lower teeth, tongue) drawn where the lips part;
 - the eyeballs, drawn from a plate with the iris removed, so the lids can close over them;
 - the irises, moved on top of the eyeballs for gaze and clipped by the lids.
 
 Per frame: rasterise triangle ids in target space (far triangles first), turn them into a
-backward map through per-triangle affine transforms, `cv2.remap`, then the layers.
+backward map through per-triangle affine transforms, `cv2.remap` of the premultiplied
+person and its alpha over the plate, then the face's layers.
 """
 from __future__ import annotations
 
@@ -135,6 +138,45 @@ class Renderer:
         self._build_eye_plates(portrait)
         self._build_mouth_palette(portrait)
         self.warp_source = self._lips_filled(portrait)
+        self._build_background(portrait)
+
+    BACKGROUND_BAND = 0.12   # how far inside the person's silhouette the background plate is invented
+    BACKGROUND_ALPHA = 0.02  # person-mask value below which a pixel is background as photographed
+    BACKGROUND_FRINGE = 0.016   # ...unless this close to the person (fraction of the size)
+
+    def _build_background(self, portrait: Portrait) -> None:
+        """The picture as a matte: the person over a background plate (the background with the
+        person's outer band filled in from around it), src = a P + (1 - a) B. The warp moves
+        the person and its alpha; the plate stays. At rest this is exactly the photo, and a
+        turning head keeps its hair's outline and uncovers invented background, where a
+        single warp squeezed the hair's outer part against the still background beside it
+        (cutting it along a triangle's edge)."""
+        # the face itself always moves, whatever the segmentation says (a painted or drawn face
+        # can fall outside its person mask)
+        face = cv2.GaussianBlur(lm.face_oval_mask(portrait.points, self.size), (0, 0), 2)
+        a = np.maximum(np.clip(portrait.person_mask, 0, 1), np.clip(2 * face, 0, 1)).astype(np.float32)
+        person = (a >= self.BACKGROUND_ALPHA).astype(np.uint8)
+        dist = cv2.distanceTransform(person, cv2.DIST_L2, 3)
+        band = (person > 0) & (dist <= self.BACKGROUND_BAND * self.size)
+        # the background is sampled clear of the person's fringe (flyaway hair the mask misses,
+        # a dark halo): taken into the plate, it stayed behind as a ghost outline of the hair.
+        # The fringe itself is filled too; the premultiplied person carries it exactly.
+        fringe = max(2, int(round(self.BACKGROUND_FRINGE * self.size)))
+        near = cv2.dilate(person, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * fringe + 1, 2 * fringe + 1))) > 0
+        plate = _fill_from(~near, self.source, band | (near & (person == 0)))
+        self.plate = plate.astype(np.float32)
+        self.alpha = a
+        # the person premultiplied by its alpha: what the warp moves
+        self.premultiplied = self.warp_source.astype(np.float32) - (1 - a[..., None]) * self.plate
+
+    def _composite(self, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+        """The warped person over the still plate. (cv2 arithmetic: numpy's temporaries on
+        three float frames cost more than the warp itself.)"""
+        person = cv2.remap(self.premultiplied, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        a = cv2.remap(self.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        share = cv2.subtract(1.0, a)
+        out = cv2.add(person, cv2.multiply(self.plate, cv2.merge([share, share, share])))
+        return cv2.convertScaleAbs(np.maximum(out, 0, out=out))   # rounds and saturates at 255
 
     def _triangulate(self, opened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles over all control points, and what each one is (skin, mouth, an eye).
@@ -468,7 +510,7 @@ class Renderer:
         c = coef[ids]
         map_x = c[..., 0] * self.grid_x + c[..., 1] * self.grid_y + c[..., 2]
         map_y = c[..., 3] * self.grid_x + c[..., 4] * self.grid_y + c[..., 5]
-        frame = cv2.remap(self.warp_source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = self._composite(map_x, map_y)
         kind = self.kind_of_id[ids]
         for eye in _EYES:
             self._draw_eye(frame, kind, eye, targets)

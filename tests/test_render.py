@@ -107,6 +107,28 @@ def test_border_pixels_unchanged(face, motion):
         assert np.abs(a - b).max() <= 2
 
 
+def test_the_matte_is_exact_at_rest(face):
+    """Person over plate reproduces the photo wherever the face's own layers do not draw."""
+    p = face.portrait
+    out = render(face, MotionFrame(expression=Expression(mouth_rest=1.0))).astype(int)
+    outside = lm.face_oval_mask(p.points, p.size) == 0
+    assert np.abs(out - p.image.astype(int))[outside].max() == 0
+
+
+@pytest.mark.parametrize("motion", [MotionFrame(yaw=20, roll=10), MotionFrame(yaw=-20, pitch=10, roll=-10)])
+def test_background_beside_the_head_stays_put(face, motion):
+    """Background pixels clear of the person are the photo's own on a turned head: the person
+    moves over a still plate instead of dragging the background with it."""
+    import cv2
+
+    p = face.portrait
+    person = ((p.person_mask >= 0.02) | (lm.face_oval_mask(p.points, p.size) > 0)).astype(np.uint8)
+    clear = cv2.distanceTransform(1 - person, cv2.DIST_L2, 3) > 0.1 * p.size
+    assert clear.mean() > 0.1       # the built-in portrait has plenty of background
+    out = render(face, motion)
+    assert np.array_equal(out[clear], p.image[clear])
+
+
 def test_extreme_pose_has_no_holes(face):
     """Every pixel is covered by some triangle (no untouched source showing through)."""
     for motion in (MotionFrame(yaw=25, roll=15, expression=Expression(lip_round=1.0, jaw_open=0.4)),
