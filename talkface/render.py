@@ -164,19 +164,37 @@ class Renderer:
         fringe = max(2, int(round(self.BACKGROUND_FRINGE * self.size)))
         near = cv2.dilate(person, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * fringe + 1, 2 * fringe + 1))) > 0
         plate = _fill_from(~near, self.source, band | (near & (person == 0)))
-        self.plate = plate.astype(np.float32)
-        self.alpha = a
-        # the person premultiplied by its alpha: what the warp moves
-        self.premultiplied = self.warp_source.astype(np.float32) - (1 - a[..., None]) * self.plate
+        self.plate = np.clip(np.round(plate), 0, 255).astype(np.uint8)
+        plate = self.plate.astype(np.float32)
+        # alpha in 1/255 steps; the fringe the plate replaced gets the smallest step, so the
+        # matte's edge zone (0 < alpha < 255) is exactly where the person and plate mix
+        alpha = np.round(a * 255).astype(np.uint8)
+        alpha[(alpha == 0) & (self.plate != self.source).any(axis=2)] = 1
+        self.alpha = alpha
+        share = (1 - alpha.astype(np.float32) / 255)[..., None]
+        # the person premultiplied by its alpha, what the warp carries along the matte's edge
+        self.premultiplied = self.warp_source.astype(np.float32) - share * plate
 
-    def _composite(self, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
-        """The warped person over the still plate. (cv2 arithmetic: numpy's temporaries on
-        three float frames cost more than the warp itself.)"""
-        person = cv2.remap(self.premultiplied, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    def _composite(self, frame: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> None:
+        """In place over the single warp of the picture: the plate where the warped person is
+        transparent, premultiplied person over plate along its edge. Inside the person the
+        warp itself is the answer, so only the edge pays for the matte's float arithmetic."""
         a = cv2.remap(self.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        share = cv2.subtract(1.0, a)
-        out = cv2.add(person, cv2.multiply(self.plate, cv2.merge([share, share, share])))
-        return cv2.convertScaleAbs(np.maximum(out, 0, out=out))   # rounds and saturates at 255
+        cv2.copyTo(self.plate, cv2.compare(a, 0, cv2.CMP_EQ), frame)
+        edge = np.flatnonzero((a > 0) & (a < 255))
+        if not len(edge):
+            return
+        # the edge pixels' map entries laid out in rows: cv2.remap pays per row
+        rows = -(-len(edge) // 512)
+        mx = np.zeros(rows * 512, np.float32)
+        my = np.zeros(rows * 512, np.float32)
+        mx[:len(edge)] = map_x.ravel().take(edge)
+        my[:len(edge)] = map_y.ravel().take(edge)
+        person = cv2.remap(self.premultiplied, mx.reshape(rows, 512), my.reshape(rows, 512), cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:len(edge)]
+        share = 1 - a.ravel().take(edge).astype(np.float32)[:, None] / 255
+        mixed = person + share * self.plate.reshape(-1, 3).take(edge, axis=0)
+        frame.reshape(-1, 3)[edge] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
     def _triangulate(self, opened: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triangles over all control points, and what each one is (skin, mouth, an eye).
@@ -507,14 +525,23 @@ class Renderer:
                 flat[hole_idx] = flat[covered[labels.ravel()[hole_idx] - 1]]
                 ids[y0:y1, x0:x1] = flat.reshape(sub_ids.shape)
 
-        c = coef[ids]
-        map_x = c[..., 0] * self.grid_x + c[..., 1] * self.grid_y + c[..., 2]
-        map_y = c[..., 3] * self.grid_x + c[..., 4] * self.grid_y + c[..., 5]
-        frame = self._composite(map_x, map_y)
-        kind = self.kind_of_id[ids]
+        # the backward map, one coefficient plane at a time and in place: gathering all six
+        # per pixel and combining strided views cost twice as much
+        k = [plane.take(ids) for plane in np.ascontiguousarray(coef.T)]
+        map_x, map_y = k[0], k[3]
+        map_x *= self.grid_x
+        k[1] *= self.grid_y
+        map_x += k[1]
+        map_x += k[2]
+        map_y *= self.grid_x
+        k[4] *= self.grid_y
+        map_y += k[4]
+        map_y += k[5]
+        frame = cv2.remap(self.warp_source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        self._composite(frame, map_x, map_y)
         for eye in _EYES:
-            self._draw_eye(frame, kind, eye, targets)
-        self._draw_mouth(frame, kind, targets)
+            self._draw_eye(frame, ids, eye, targets)
+        self._draw_mouth(frame, ids, targets)
         return frame
 
     def _bbox(self, pts: np.ndarray, pad: int) -> tuple[int, int, int, int]:
@@ -522,13 +549,13 @@ class Renderer:
         x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + pad
         return max(x0, 0), max(y0, 0), min(x1, self.size), min(y1, self.size)
 
-    def _draw_eye(self, frame: np.ndarray, kind: np.ndarray, eye: _Eye, targets: Targets) -> None:
+    def _draw_eye(self, frame: np.ndarray, ids: np.ndarray, eye: _Eye, targets: Targets) -> None:
         poly = targets.xy[list(eye.polygon)]
         rest_poly = targets.lids_open[list(eye.polygon)] if targets.lids_open is not None else poly
         x0, y0, x1, y1 = self._bbox(np.concatenate([poly, rest_poly]), 4)
         if x1 <= x0 or y1 <= y0:
             return
-        mask = (kind[y0:y1, x0:x1] == eye.kind).astype(np.float32)
+        mask = (self.kind_of_id[ids[y0:y1, x0:x1]] == eye.kind).astype(np.float32)
         a, b = eye.corners
         m = _similarity(self.src_xy[a], self.src_xy[b], targets.xy[a].astype(np.float64), targets.xy[b].astype(np.float64))
         gx, gy = self.grid_x[y0:y1, x0:x1], self.grid_y[y0:y1, x0:x1]
@@ -615,13 +642,13 @@ class Renderer:
             region = region * (1 - alpha) + self.lash_rgb[k] * alpha
         return region
 
-    def _draw_mouth(self, frame: np.ndarray, kind: np.ndarray, targets: Targets) -> None:
+    def _draw_mouth(self, frame: np.ndarray, ids: np.ndarray, targets: Targets) -> None:
         xy = targets.xy
         poly = xy[list(_INNER_MOUTH)]
         x0, y0, x1, y1 = self._bbox(poly, 4)
         if x1 <= x0 or y1 <= y0:
             return
-        mask = (kind[y0:y1, x0:x1] == _KIND_MOUTH).astype(np.float32)
+        mask = (self.kind_of_id[ids[y0:y1, x0:x1]] == _KIND_MOUTH).astype(np.float32)
         if mask.sum() < 2 and self.seam_softening == 0:   # closed, and no warp-made seam to soften
             return
         iod_now = self.iod * float(np.linalg.norm(xy[263] - xy[33]) / (np.linalg.norm(self.src_xy[263] - self.src_xy[33]) + 1e-6))
