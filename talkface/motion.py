@@ -86,22 +86,23 @@ EMOTION_STYLES = {
 # The rig's response as the tracker reads it, on the built-in portrait (MediaPipe face mesh,
 # the extractor every measurement uses): commanded rig degrees -> measured degrees. Measured
 # with `talkface eval controls --calibrate` against rig.py with DEPTH_GAIN 1.4: head yaw reads
-# ~0.9 of the command, pitch is non-linear (~0.9 near zero, 1.3 beyond 20 up), the irises
-# ~0.6 in yaw. The generator plans everything in measured degrees (what the tracker, on real
-# video too, calls a degree) and maps it back through these tables, so `--head-pose 10,0,0`
-# reads as 10 degrees of yaw on the output. Re-measure whenever the rig or renderer changes:
+# ~0.9 of the command up to 25 degrees and saturates past it, pitch is non-linear (~0.9 down,
+# 1.2 to 1.4 up since the hair turns at the pivot's depth), the irises ~0.6 in yaw.
+# The generator plans everything in measured degrees (what the tracker, on real video too,
+# calls a degree) and maps it back through these tables, so `--head-pose 10,0,0` reads as
+# 10 degrees of yaw on the output. Re-measure whenever the rig or renderer changes:
 # `talkface eval controls --calibrate` prints this block (tests/test_controls.py notices drift).
 RIG_HEAD_YAW = (-40, -35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35, 40)
-MEASURED_HEAD_YAW = (-30.68, -27.45, -24.74, -21.42, -17.76, -12.88, -9.27, -4.34, 0, 4.36, 8.4, 14.01, 18.09, 23.58, 26.8, 29.44, 34.42)
+MEASURED_HEAD_YAW = (-25.91, -24.84, -24.09, -21.8, -18.32, -14.03, -9.36, -4.53, 0, 4.43, 8.88, 14.2, 18.82, 23.71, 25.91, 28.11, 29.36)
 RIG_HEAD_PITCH = (-35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35)
-MEASURED_HEAD_PITCH = (-32.53, -28.86, -25.73, -20.12, -13.8, -8.99, -4.47, 0, 4.81, 11.03, 15.65, 22.57, 31.33, 39.83, 45.85)
+MEASURED_HEAD_PITCH = (-32.02, -29.25, -26.55, -20.89, -14.62, -9.05, -3.44, 0, 6.02, 13.56, 19.8, 27.7, 35.94, 43.15, 47.74)
 RIG_HEAD_ROLL = (-25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25)
-MEASURED_HEAD_ROLL = (-24.98, -20.49, -15.18, -9.81, -5.14, 0, 5.35, 10.35, 15.41, 20.84, 25.58)
-PITCH_FROM_YAW = (-2.85, -1.15, -2.69, -2.47, -1.24, -1.05, -1.12, 0.63, 0, -0.58, 0.12, -0.41, -0.16, 0.35, 1.42, 0.1, 0.63)    # measured pitch cross-talk at RIG_HEAD_YAW
-PITCH_FROM_ROLL = (0.27, -0.17, -0.41, -0.28, -0.77, 0, 1.54, 2.26, 2.27, 2.18, 2.94)  # ... at RIG_HEAD_ROLL
+MEASURED_HEAD_ROLL = (-24.66, -20.25, -14.87, -9.69, -4.78, 0, 5.56, 10.61, 15.6, 21.3, 26.01)
+PITCH_FROM_YAW = (-1.49, -1.09, -2.29, -1.08, -0.75, -0.97, 0.1, 0.25, 0, 1.1, 1.11, 0.86, 0.67, 0.95, 1.5, 2.38, 1.39)    # measured pitch cross-talk at RIG_HEAD_YAW
+PITCH_FROM_ROLL = (1.39, 1.1, 1.34, 0.37, 0.38, 0, 1.78, 2.9, 2.94, 3.26, 3.48)  # ... at RIG_HEAD_ROLL
 RIG_EYE_YAW = (-35, -30, -25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25, 30, 35)
-MEASURED_EYE_YAW = (-27.14, -21.66, -18.16, -12.85, -8.58, -6.06, -3.6, 0, 3.53, 5.53, 9.36, 12.11, 15.84, 19.17, 21.04)
-# Vertical iris motion the tracker hardly reads (rig 25 -> 5.6, rig -25 -> -3.2, saturating)
+MEASURED_EYE_YAW = (-24.89, -20.04, -17.99, -11.76, -8.95, -6.04, -3.68, 0, 3.43, 6.31, 9.77, 11.47, 15.87, 18.45, 22.21)
+# Vertical iris motion the tracker hardly reads (rig 25 -> 6.6, rig -25 -> -3.1, saturating)
 # although it shows plainly: a mild gain instead of the tracker's table, and vertical gaze
 # requests are shared with the head, which the tracker does read.
 EYE_PITCH_GAIN = 0.75
