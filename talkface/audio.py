@@ -34,6 +34,10 @@ class Audio:
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    @classmethod
+    def silence(cls, seconds: float, sample_rate: int = SAMPLE_RATE) -> "Audio":
+        return cls(np.zeros(int(round(seconds * sample_rate)), np.float32), sample_rate)
+
 
 @dataclass(frozen=True)
 class AudioFeatures:

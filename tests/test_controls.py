@@ -204,9 +204,10 @@ def test_controls_are_obeyed_on_rendered_output(face):
     """Head pose, gaze and distance as the tracker reads them on talkface's output. Fails when
     the rig's response changes and motion.py's calibration tables need re-measuring
     (`talkface eval controls --calibrate`)."""
-    from talkface.evaluation.controls_eval import FPS, MEASURE_FRAMES, SETTLE_FRAMES, _frames, _silence, _track, settled
+    from talkface.audio import Audio
+    from talkface.evaluation.controls_eval import FPS, MEASURE_FRAMES, SETTLE_FRAMES, _frames, _track, settled
 
-    silence = _silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
+    silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
     ref = settled(_track(_frames(face, Controls(motion_scale=0.0), silence)))
     pose = settled(_track(_frames(face, Controls(motion_scale=0.0, head_pose=(15.0, -10.0, 0.0)), silence)))
     assert np.allclose(pose["pose"][:2] - ref["pose"][:2], (15.0, -10.0), atol=3.5)

@@ -67,14 +67,6 @@ def _frames(face, controls, audio, seed: int = 0):
     return [f.image for f in generate(face, audio, opts)]
 
 
-def _silence(seconds: float):
-    import numpy as np
-
-    from ..audio import SAMPLE_RATE, Audio
-
-    return Audio(np.zeros(int(seconds * SAMPLE_RATE), np.float32), SAMPLE_RATE)
-
-
 def _track(frames):
     """Points of every frame, one tracker over the sequence."""
     import numpy as np
@@ -139,13 +131,14 @@ def _round(x, nd=3):
 def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     import numpy as np
 
+    from ..audio import Audio
     from ..controls import Controls
     from ..engine import FaceModel
     from ..motion import Expression, MotionFrame
     from ..portrait import Portrait
 
     face = FaceModel(Portrait.from_file(image) if image else Portrait.builtin())
-    silence = _silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
+    silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
     still = Controls(motion_scale=0.0)
 
     # references: the portrait at rest, and with its irises centred (gaze zero)

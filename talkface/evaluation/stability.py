@@ -69,19 +69,14 @@ def frame_changes(frames, regions: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def _silence(seconds: float):
-    from ..audio import SAMPLE_RATE, Audio
-
-    return Audio(np.zeros(int(round(seconds * SAMPLE_RATE)), np.float32), SAMPLE_RATE)
-
-
 def _frames(face, seconds: float, motion_scale: float, watermark_id, seed: int):
+    from ..audio import Audio
     from ..controls import Controls, ControlTrack
     from ..engine import GenerateOptions, generate
 
     controls = ControlTrack(base=Controls(motion_scale=motion_scale).validated())
     options = GenerateOptions(fps=FPS, seed=seed, controls=controls, watermark_id=watermark_id)
-    return generate(face, _silence(seconds), options)
+    return generate(face, Audio.silence(seconds), options)
 
 
 def still_flicker(face, seconds: float, seed: int) -> dict:
