@@ -8,11 +8,11 @@
 __version__ = "0.1.0"
 __version_tuple__ = (0, 1, 0)
 
-from .audio import Audio, AudioError, load_audio  # noqa: E402
-from .controls import ControlError, Controls, ControlTrack  # noqa: E402
-from .engine import Animator, FaceModel, Frame, GenerateOptions, generate  # noqa: E402
-from .portrait import Portrait, PortraitError  # noqa: E402
-from .video import write_video  # noqa: E402
+from talkface.analysis.audio import Audio, AudioError, load_audio  # noqa: E402
+from talkface.motion.controls import ControlError, Controls, ControlTrack  # noqa: E402
+from talkface.engine import Animator, FaceModel, Frame, GenerateOptions, generate  # noqa: E402
+from talkface.analysis.portrait import Portrait, PortraitError  # noqa: E402
+from talkface.output.video import write_video  # noqa: E402
 
 __all__ = [
     "Audio", "AudioError", "load_audio", "ControlError", "Controls", "ControlTrack", "Animator", "FaceModel",

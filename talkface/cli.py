@@ -45,7 +45,7 @@ def add_control_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def controls_from_args(args: argparse.Namespace):
-    from .controls import Controls, ControlTrack, parse_floats, parse_gaze
+    from talkface.motion.controls import Controls, ControlTrack, parse_floats, parse_gaze
 
     gaze, camera = parse_gaze(args.gaze) if args.gaze else (None, False)
     pose = parse_floats(args.head_pose, 3, "--head-pose") if args.head_pose else (0.0, 0.0, 0.0)
@@ -66,10 +66,10 @@ def progress_bar(total: int, desc: str):
 
 def load_input_audio(args: argparse.Namespace):
     """(analysis audio at 16 kHz, output track at its native quality)."""
-    from .audio import checked_audio, load_audio
+    from talkface.analysis.audio import checked_audio, load_audio
 
     if args.text is not None:
-        from .speech import speak
+        from talkface.analysis.speech import speak
 
         spoken = speak(args.text, voice=args.voice)
         track = checked_audio(spoken.samples, spoken.sample_rate, "--text", rate=spoken.sample_rate)
@@ -80,9 +80,9 @@ def load_input_audio(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .engine import FaceModel, GenerateOptions, generate, in_background
-    from .portrait import Portrait
-    from .video import check_output_path, write_video
+    from talkface.engine import FaceModel, GenerateOptions, generate, in_background
+    from talkface.analysis.portrait import Portrait
+    from talkface.output.video import check_output_path, write_video
 
     out = check_output_path(args.output)
     controls = controls_from_args(args)
@@ -95,7 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     total = int(round(audio.duration * args.fps))
     with progress_bar(total, "rendering") as bar:
         if args.framing == "full":
-            from .framing import full_frame
+            from talkface.render.framing import full_frame
 
             frames = full_frame(portrait, frames)
         write_video(out, frames, track, fps=args.fps, on_frame=bar.update, c2pa=_signing_identity(args))
@@ -106,7 +106,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _signing_identity(args: argparse.Namespace):
     if not (args.c2pa or args.c2pa_cert or args.c2pa_key):
         return None
-    from .provenance import SigningIdentity, _require_c2pa, local_identity
+    from talkface.marking.provenance import SigningIdentity, _require_c2pa, local_identity
 
     _require_c2pa()
     if bool(args.c2pa_cert) != bool(args.c2pa_key):
@@ -120,13 +120,13 @@ def _signing_identity(args: argparse.Namespace):
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from talkface.evaluation.bench import run_bench
 
     return run_bench(args)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .watermark import WatermarkReadError, verify_file
+    from talkface.marking.watermark import WatermarkReadError, verify_file
 
     path = Path(args.file)
     if not path.is_file():
@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         result = verify_file(path)
     except WatermarkReadError as exc:
         raise UserError(str(exc)) from None
-    from .provenance import read_manifest
+    from talkface.marking.provenance import read_manifest
 
     manifest = read_manifest(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov") else None
     if manifest is not None and manifest.present:
@@ -152,7 +152,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from .speech import list_voices
+    from talkface.analysis.speech import list_voices
 
     print(" ".join(list_voices()))
     return 0
@@ -161,8 +161,8 @@ def cmd_voices(args: argparse.Namespace) -> int:
 # Commands that live in their own stage's module: each module has `add_arguments(parser)`
 # and `run(args) -> int`. (name, help, module)
 PLUGIN_COMMANDS = (
-    ("drive", "animate a portrait with a driving video's pose, expression and audio", "talkface.drive"),
-    ("serve", "live web app and HTTP API", "talkface.server"),
+    ("drive", "animate a portrait with a driving video's pose, expression and audio", "talkface.motion.drive"),
+    ("serve", "live web app and HTTP API", "talkface.live.server"),
 )
 EVAL_COMMANDS = (
     ("lipsync", "lip sync against real videos", "talkface.evaluation.lipsync_eval"),
@@ -173,7 +173,7 @@ EVAL_COMMANDS = (
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
 )
 TRAIN_COMMANDS = (
-    ("lipsync", "train the audio->mouth model", "talkface.train_lipsync"),
+    ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
 )
 
 
@@ -268,11 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .audio import AudioError
-    from .controls import ControlError
-    from .portrait import PortraitError
-    from .provenance import ProvenanceError
-    from .video import OutputError
+    from talkface.analysis.audio import AudioError
+    from talkface.motion.controls import ControlError
+    from talkface.analysis.portrait import PortraitError
+    from talkface.marking.provenance import ProvenanceError
+    from talkface.output.video import OutputError
 
     user_errors: tuple[type[BaseException], ...] = (UserError, ProvenanceError, AudioError, ControlError, PortraitError, OutputError, ValueError)
     try:

@@ -12,13 +12,13 @@ from typing import Iterator
 
 import numpy as np
 
-from .audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
-from .controls import Controls, ControlTrack
-from .lipsync import MouthModel, default_model
-from .motion import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
-from .portrait import Portrait
-from .render import Renderer
-from .rig import FaceRig
+from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
+from talkface.motion.controls import Controls, ControlTrack
+from talkface.lipsync.mouth import MouthModel, default_model
+from talkface.motion.generator import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
+from talkface.analysis.portrait import Portrait
+from talkface.render.renderer import Renderer
+from talkface.face.rig import FaceRig
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class FaceModel:
 class Animator:
     def __init__(self, face: FaceModel, options: GenerateOptions = GenerateOptions(),
                  mouth_model: MouthModel | None = None) -> None:
-        from .watermark import Payload, Watermarker
+        from talkface.marking.watermark import Payload, Watermarker
 
         self.face = face
         self.options = options
@@ -173,7 +173,7 @@ class Animator:
         t1 = time.perf_counter()
         image = self.face.renderer.render(self.face.rig.targets(motion), motion.expression)
         if self.options.label:
-            from .video import draw_label
+            from talkface.output.video import draw_label
 
             image = draw_label(image, self.options.label)
         t2 = time.perf_counter()
@@ -276,7 +276,7 @@ class Animator:
 
 def _silent_features(n: int) -> AudioFeatures:
     """What the extractor gives for n frames of digital silence."""
-    from .audio import compute_frames
+    from talkface.analysis.audio import compute_frames
 
     one = compute_frames(np.zeros((1, WINDOW), np.float32))
     return AudioFeatures(np.repeat(one.log_mel, n, axis=0), np.repeat(one.rms_db, n), np.repeat(one.pitch_hz, n))

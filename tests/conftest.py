@@ -20,7 +20,7 @@ def shared_path(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def portrait():
-    from talkface.portrait import Portrait
+    from talkface.analysis.portrait import Portrait
 
     return Portrait.builtin()
 
@@ -35,8 +35,8 @@ def face(portrait):
 @pytest.fixture(scope="session")
 def speech_audio():
     """1 s of silence, a spoken sentence, 1 s of silence: 16 kHz Audio."""
-    from talkface.audio import SAMPLE_RATE, checked_audio
-    from talkface.speech import speak
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio
+    from talkface.analysis.speech import speak
 
     spoken = speak("Hello there, my name is Anna and I am happy to meet you today.")
     voice = checked_audio(spoken.samples, spoken.sample_rate).samples

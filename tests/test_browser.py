@@ -37,7 +37,7 @@ def server_url():
     _requirements()
     import uvicorn
 
-    from talkface.server import ServerConfig, create_app
+    from talkface.live.server import ServerConfig, create_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,7 +63,7 @@ def test_live_session_in_chromium(server_url, tmp_path):
     import soundfile as sf
     from playwright.sync_api import sync_playwright
 
-    from talkface.speech import speak
+    from talkface.analysis.speech import speak
 
     spoken = speak("Hello! This is a browser test of the talking portrait. It should move its lips now.")
     wav = tmp_path / "speech.wav"

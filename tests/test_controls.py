@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from talkface.controls import ControlError, Controls, ControlTrack, Keyframe, parse_floats, parse_gaze
+from talkface.motion.controls import ControlError, Controls, ControlTrack, Keyframe, parse_floats, parse_gaze
 
 
 # ----------------------------------------------------------------------------- parsing, validation
@@ -124,7 +124,7 @@ def test_camera_gaze_blends_with_a_direction():
 
 def test_emotion_change_is_smooth_in_the_face():
     """Through the motion generator, a keyframed emotion change never jumps."""
-    from talkface.motion import MotionGenerator, MouthShape, Prosody
+    from talkface.motion.generator import MotionGenerator, MouthShape, Prosody
 
     t = _track((1.0, {"emotion": "happy", "emotion_strength": 1.0}), (2.0, {"emotion": "sad", "emotion_strength": 1.0}))
     gen = MotionGenerator(25.0, seed=3)
@@ -204,7 +204,7 @@ def test_controls_are_obeyed_on_rendered_output(face):
     """Head pose, gaze and distance as the tracker reads them on talkface's output. Fails when
     the rig's response changes and motion.py's calibration tables need re-measuring
     (`talkface eval controls --calibrate`)."""
-    from talkface.audio import Audio
+    from talkface.analysis.audio import Audio
     from talkface.evaluation.controls_eval import FPS, MEASURE_FRAMES, SETTLE_FRAMES, _frames, _track, settled
 
     silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)

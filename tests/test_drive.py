@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from talkface.motion import Expression, MotionFrame
+from talkface.motion.generator import Expression, MotionFrame
 
 FPS = 25
 N = 50
@@ -21,8 +21,8 @@ def script(i: int) -> MotionFrame:
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, face):
     """2 s of the built-in portrait following `script`, with a tone as its audio."""
-    from talkface.audio import Audio
-    from talkface.video import write_video
+    from talkface.analysis.audio import Audio
+    from talkface.output.video import write_video
 
     frames = [face.renderer.render(face.rig.targets(script(i)), script(i).expression) for i in range(N)]
     t = np.arange(int(N / FPS * 48000)) / 48000
@@ -32,8 +32,8 @@ def clip(tmp_path_factory, face):
 
 
 def test_motion_is_recovered_from_the_driver(clip):
-    from talkface.drive import motions_from_points
-    from talkface.tracking import track_video
+    from talkface.motion.drive import motions_from_points
+    from talkface.analysis.tracking import track_video
 
     track = track_video(clip)
     assert track.found.mean() > 0.95
@@ -79,7 +79,7 @@ def test_drive_without_a_face_is_a_usage_error(tmp_path, capsys):
     from PIL import Image
 
     from talkface.cli import main
-    from talkface.video import write_video
+    from talkface.output.video import write_video
 
     grey = [np.full((128, 128, 3), 120, np.uint8)] * 5
     video = write_video(tmp_path / "grey.mp4", grey, None, fps=FPS)
@@ -109,8 +109,8 @@ def test_eval_reenact_beats_the_static_baseline(tmp_path, clip):
 def test_real_clip_drives(tmp_path):
     from conftest import shared_path
 
-    from talkface.drive import motions_from_points
-    from talkface.tracking import track_video
+    from talkface.motion.drive import motions_from_points
+    from talkface.analysis.tracking import track_video
 
     video = shared_path("videos", "video_woman_hdtf_06.mp4")
     track = track_video(video, max_seconds=1.0)

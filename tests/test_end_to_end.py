@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from talkface.engine import GenerateOptions, generate
-from talkface.tracking import track_frames
-from talkface.video import read_video_frames, write_video
+from talkface.analysis.tracking import track_frames
+from talkface.output.video import read_video_frames, write_video
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_mp4_has_h264_aac_and_duration(tmp_path, rendered, speech_audio):
 
 
 def test_same_seed_same_frames_other_seed_differs(face, speech_audio):
-    from talkface.audio import checked_audio
+    from talkface.analysis.audio import checked_audio
 
     clip = checked_audio(speech_audio.samples[: 16000 * 2], 16000)
     a = [f.image for f in generate(face, clip, GenerateOptions(seed=7))]

@@ -2,7 +2,7 @@
 renderer produce the same frames from the same audio."""
 import numpy as np
 
-from talkface.audio import SAMPLE_RATE, AudioFeatures, FeatureExtractor, checked_audio, extract_features
+from talkface.analysis.audio import SAMPLE_RATE, AudioFeatures, FeatureExtractor, checked_audio, extract_features
 from talkface.engine import Animator, GenerateOptions
 
 
@@ -78,7 +78,7 @@ def test_public_api_is_small_and_works(tmp_path, speech_audio):
 def test_output_mark_is_one_the_payload_test_searches(face):
     """Generated frames carry the payload version the decode-confirmed detection searches
     (1..FORMAT_VERSION): a weak mark of another version would only be found by the sync."""
-    from talkface.watermark import FORMAT_VERSION, Payload
+    from talkface.marking.watermark import FORMAT_VERSION, Payload
 
     anim = Animator(face, GenerateOptions(seed=0, watermark_id=7))
     assert anim.watermarker.payload == Payload.written(7)

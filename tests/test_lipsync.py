@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from talkface.audio import SAMPLE_RATE, Audio, FeatureExtractor, extract_features
-from talkface.lipsync import AudioFeatures, default_model, predict_track
+from talkface.analysis.audio import SAMPLE_RATE, Audio, FeatureExtractor, extract_features
+from talkface.lipsync.mouth import AudioFeatures, default_model, predict_track
 
 
 @pytest.fixture(scope="module")
 def model():
-    from talkface.lipsync_model import LearnedMouth, load_trained
+    from talkface.lipsync.model import LearnedMouth, load_trained
 
     m = load_trained()
     assert m is not None, "talkface/weights/lipsync.npz is missing"
@@ -98,7 +98,7 @@ def test_eval_lipsync_end_to_end_on_a_rendered_video(tmp_path, face, speech_audi
     """A talking video made by talkface itself (face known to track), scored by the CLI."""
     from talkface.cli import main
     from talkface.engine import GenerateOptions, generate
-    from talkface.video import write_video
+    from talkface.output.video import write_video
 
     clip = Audio(speech_audio.samples[int(0.8 * SAMPLE_RATE): int(3.3 * SAMPLE_RATE)], SAMPLE_RATE)
     videos = tmp_path / "videos"
@@ -134,8 +134,8 @@ def test_eval_lipsync_shared_video_held_out(tmp_path):
 
 
 def _spoken(text: str, voice: str = "en"):
-    from talkface.audio import checked_audio, frame_time
-    from talkface.speech import speak
+    from talkface.analysis.audio import checked_audio, frame_time
+    from talkface.analysis.speech import speak
 
     s = speak(text, voice=voice, rate_wpm=150)
     return checked_audio(s.samples, s.sample_rate), s.phonemes, frame_time
@@ -182,7 +182,7 @@ def test_sung_long_vowel_holds_the_mouth_open(model):
 
 
 def test_ensemble_of_mlps_is_the_mean_of_its_members():
-    from talkface.lipsync_model import MLP, stack_members
+    from talkface.lipsync.model import MLP, stack_members
 
     def member(seed):
         r = np.random.default_rng(seed)
@@ -196,7 +196,7 @@ def test_ensemble_of_mlps_is_the_mean_of_its_members():
 
 
 def test_shipped_weights_stay_small():
-    from talkface.lipsync_model import WEIGHTS
+    from talkface.lipsync.model import WEIGHTS
 
     assert WEIGHTS.stat().st_size < 3_000_000
 

@@ -3,8 +3,8 @@ behaviour. Motion only, no rendering: fast."""
 import numpy as np
 import pytest
 
-from talkface.controls import Controls
-from talkface.motion import (EMOTION_STYLES, MotionGenerator, MouthShape, Prosody, eye_from_rig, eye_to_rig,
+from talkface.motion.controls import Controls
+from talkface.motion.generator import (EMOTION_STYLES, MotionGenerator, MouthShape, Prosody, eye_from_rig, eye_to_rig,
                              head_to_rig)
 
 FPS = 25.0

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from talkface.audio import SAMPLE_RATE, Audio
-from talkface.video import Mp4Writer, draw_label
+from talkface.analysis.audio import SAMPLE_RATE, Audio
+from talkface.output.video import Mp4Writer, draw_label
 
 
 def _write_clip(path, c2pa=None):
@@ -25,7 +25,7 @@ def test_container_says_ai_generated(tmp_path):
 
 def test_c2pa_manifest_signed_with_local_certificate(tmp_path, monkeypatch):
     pytest.importorskip("c2pa", reason="c2pa-python not installed")
-    from talkface.provenance import DIGITAL_SOURCE_TYPE, local_identity, read_manifest
+    from talkface.marking.provenance import DIGITAL_SOURCE_TYPE, local_identity, read_manifest
 
     identity = local_identity(tmp_path / "certs")
     assert identity.cert_chain_pem.read_text().count("BEGIN CERTIFICATE") == 2
@@ -40,7 +40,7 @@ def test_c2pa_manifest_signed_with_local_certificate(tmp_path, monkeypatch):
 
 def test_bad_c2pa_key_fails_cleanly(tmp_path):
     pytest.importorskip("c2pa", reason="c2pa-python not installed")
-    from talkface.provenance import ProvenanceError, SigningIdentity
+    from talkface.marking.provenance import ProvenanceError, SigningIdentity
 
     bad = SigningIdentity(tmp_path / "chain.pem", tmp_path / "key.pem")
     bad.cert_chain_pem.write_text("not a certificate")

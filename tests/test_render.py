@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from talkface import landmarks as lm
-from talkface.motion import Expression, MotionFrame
-from talkface.portrait import mesh_points
+from talkface.analysis import landmarks as lm
+from talkface.motion.generator import Expression, MotionFrame
+from talkface.analysis.portrait import mesh_points
 
 INNER_MOUTH = lm.LIPS_UPPER_INNER + tuple(reversed(lm.LIPS_LOWER_INNER[1:-1]))
 
@@ -156,7 +156,7 @@ def test_full_framing_pastes_the_head_back_seamlessly(face):
     from dataclasses import replace
 
     from talkface.engine import Frame
-    from talkface.framing import full_frame
+    from talkface.render.framing import full_frame
 
     portrait = face.portrait
     # a wider picture than the crop: the astronaut with a margin of mirrored picture around it
@@ -182,7 +182,7 @@ def test_full_framing_pastes_the_head_back_seamlessly(face):
 
 
 def test_triangle_affines_map_vertices_exactly():
-    from talkface.render import _affine_from_triangles
+    from talkface.render.renderer import _affine_from_triangles
 
     rng = np.random.default_rng(0)
     dst, src = rng.random((200, 3, 2)) * 500, rng.random((200, 3, 2)) * 500
@@ -197,8 +197,8 @@ def test_closing_a_screaming_mouth_keeps_lips_and_philtrum_natural():
     """A wide-open mouth closes mostly with the jaw: the upper lip stays a typical closed
     lip, and the skin between nose and lip stretches only to a typical length."""
     from conftest import shared_path
-    from talkface.portrait import Portrait
-    from talkface.rig import FaceRig
+    from talkface.analysis.portrait import Portrait
+    from talkface.face.rig import FaceRig
 
     rig = FaceRig(Portrait.from_file(shared_path("images", "hard_open_mouth_scream_01.jpg")))
     closed = rig.canonical + rig.closing
@@ -216,7 +216,7 @@ def test_closing_a_screaming_mouth_keeps_lips_and_philtrum_natural():
 def test_turning_a_portrait_past_the_limit_never_turns_it_back():
     """A portrait already past the turn limit gets a small further turn, never a jump back
     (a sign error there turned a 59 degree profile 16 degrees back for a 3 degree command)."""
-    from talkface.rig import FaceRig
+    from talkface.face.rig import FaceRig
 
     for rest in (40.0, 59.0, -59.0):
         for delta in (1.0, 3.0, 20.0):
@@ -231,9 +231,9 @@ def test_near_profile_portrait_turns_without_tearing():
     """Small head motions of a near-profile portrait (59 degrees) change little of the frame:
     its hidden side must not be stretched into view."""
     from conftest import shared_path
-    from talkface.portrait import Portrait
-    from talkface.render import Renderer, render_motion
-    from talkface.rig import FaceRig
+    from talkface.analysis.portrait import Portrait
+    from talkface.render.renderer import Renderer, render_motion
+    from talkface.face.rig import FaceRig
 
     p = Portrait.from_file(shared_path("images", "hard_small_face_grayscale_01.png"))
     rig = FaceRig(p)

@@ -12,14 +12,14 @@ with warnings.catch_warnings():   # starlette's note about httpx2 is not ours to
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from talkface import server  # noqa: E402
+from talkface.live import server  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def wav_bytes():
     import soundfile as sf
 
-    from talkface.speech import speak
+    from talkface.analysis.speech import speak
 
     spoken = speak("Hello there.")
     buf = io.BytesIO()

@@ -1,4 +1,4 @@
-"""Tests for talkface.speech: real synthesis through the bundled espeak-ng."""
+"""Tests for talkface.analysis.speech: real synthesis through the bundled espeak-ng."""
 
 import threading
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from talkface.speech import PhonemeEvent, SpeechError, SpokenText, list_voices, speak
+from talkface.analysis.speech import PhonemeEvent, SpeechError, SpokenText, list_voices, speak
 
 SENTENCE = "Hello there. My mother put the big blue map by the lamp."
 

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from talkface.audio import SAMPLE_RATE, checked_audio, resample
+from talkface.analysis.audio import SAMPLE_RATE, checked_audio, resample
 from talkface.engine import GenerateOptions, generate
-from talkface.stream import AvatarStream, _Resampler
+from talkface.live.stream import AvatarStream, _Resampler
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for the invisible "AI-generated" watermark (talkface.watermark).
+"""Tests for the invisible "AI-generated" watermark (talkface.marking.watermark).
 
 Host content is synthetic (built here): a textured background with a moving,
 smooth face-like blob, which is what the perceptual mask has to cope with.
@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from talkface import watermark as wmk
+from talkface.marking import watermark as wmk
 from talkface.evaluation.watermark_eval import h264 as encode_decode
 
-from talkface.watermark import (
+from talkface.marking.watermark import (
     FORMAT_VERSION,
     Detection,
     Payload,

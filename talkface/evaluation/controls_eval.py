@@ -48,7 +48,7 @@ SENTENCE = "Hello there, my name is Anna and I am happy to meet you today. How a
 
 def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
-    from ..tracking import FaceTracker
+    from talkface.analysis.tracking import FaceTracker
 
     img = face.renderer.render(face.rig.targets(motion), motion.expression)
     tracker = FaceTracker()
@@ -60,8 +60,8 @@ def _still_points(face, motion):
     return points
 
 def _frames(face, controls, audio, seed: int = 0):
-    from ..controls import ControlTrack
-    from ..engine import GenerateOptions, generate
+    from talkface.motion.controls import ControlTrack
+    from talkface.engine import GenerateOptions, generate
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, controls=ControlTrack(base=controls.validated()))
     return [f.image for f in generate(face, audio, opts)]
@@ -71,7 +71,7 @@ def _track(frames):
     """Points of every frame, one tracker over the sequence."""
     import numpy as np
 
-    from ..tracking import FaceTracker
+    from talkface.analysis.tracking import FaceTracker
 
     tracker = FaceTracker()
     try:
@@ -84,8 +84,8 @@ def face_measures(points) -> dict:
     """Head pose, camera-frame-ready eye rotation, size, and expression measures of one frame."""
     import numpy as np
 
-    from .. import landmarks as lm
-    from .dynamics import gaze_deg
+    from talkface.analysis import landmarks as lm
+    from talkface.evaluation.dynamics import gaze_deg
 
     iod = lm.interocular(points)
     # the eye corners: a reference the lids (blinks, wide eyes, squints) do not move
@@ -131,11 +131,11 @@ def _round(x, nd=3):
 def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     import numpy as np
 
-    from ..audio import Audio
-    from ..controls import Controls
-    from ..engine import FaceModel
-    from ..motion import Expression, MotionFrame
-    from ..portrait import Portrait
+    from talkface.analysis.audio import Audio
+    from talkface.motion.controls import Controls
+    from talkface.engine import FaceModel
+    from talkface.motion.generator import Expression, MotionFrame
+    from talkface.analysis.portrait import Portrait
 
     face = FaceModel(Portrait.from_file(image) if image else Portrait.builtin())
     silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
@@ -190,13 +190,13 @@ def evaluate(log=lambda m: None, image: str | None = None) -> dict:
 def emotions(face, silence, ref, log) -> dict:
     import numpy as np
 
-    from .. import landmarks as lm
-    from ..audio import checked_audio
-    from ..controls import EMOTIONS, Controls
+    from talkface.analysis import landmarks as lm
+    from talkface.analysis.audio import checked_audio
+    from talkface.motion.controls import EMOTIONS, Controls
 
     speech = None
     try:
-        from ..speech import speak
+        from talkface.analysis.speech import speak
 
         spoken = speak(SENTENCE)
         speech = checked_audio(spoken.samples, spoken.sample_rate)
@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import main
+    from talkface.cli import main
 
     sys.exit(main(["eval", "controls"] + sys.argv[1:]))
 
@@ -283,9 +283,9 @@ def calibrate(log=lambda m: None) -> dict:
     axis and eye axis, commanded rig degrees -> measured degrees (and the cross-talk into
     pitch). motion.py inverts these tables; rerun after changing the rig or renderer:
     `talkface eval controls --calibrate`."""
-    from ..engine import FaceModel
-    from ..motion import Expression, MotionFrame
-    from ..portrait import Portrait
+    from talkface.engine import FaceModel
+    from talkface.motion.generator import Expression, MotionFrame
+    from talkface.analysis.portrait import Portrait
 
     face = FaceModel(Portrait.builtin())
     rest = face.rest_gaze

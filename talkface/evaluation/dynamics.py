@@ -58,7 +58,7 @@ def gaze_deg(points):
     eye corners and lids; the rig's eyeball model (radius 0.19 inter-ocular distances)."""
     import numpy as np
 
-    from .. import landmarks as lm
+    from talkface.analysis import landmarks as lm
 
     iod = lm.interocular(points)
     x_axis = points[263, :2] - points[33, :2]
@@ -79,7 +79,7 @@ def face_series(track):
     """Per tracked frame: yaw, pitch, roll, eye aperture (mean of both eyes), gaze yaw, gaze pitch."""
     import numpy as np
 
-    from .. import landmarks as lm
+    from talkface.analysis import landmarks as lm
 
     rows = []
     for p in track.points:
@@ -215,8 +215,8 @@ def render_and_track(face, audio, seed: int, controls=None, name: str = "generat
     """Render talkface output (no watermark) for `audio` and track the frames."""
     import numpy as np
 
-    from ..engine import GenerateOptions, generate
-    from ..tracking import track_frames
+    from talkface.engine import GenerateOptions, generate
+    from talkface.analysis.tracking import track_frames
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, **({"controls": controls} if controls else {}))
     frames = [f.image for f in generate(face, audio, opts)]
@@ -224,8 +224,8 @@ def render_and_track(face, audio, seed: int, controls=None, name: str = "generat
 
 
 def run_real(videos: list[Path], max_seconds: float | None, log) -> dict:
-    from ..audio import load_audio
-    from ..tracking import track_video
+    from talkface.analysis.audio import load_audio
+    from talkface.analysis.tracking import track_video
 
     out = {}
     for v in videos:
@@ -241,9 +241,9 @@ def run_real(videos: list[Path], max_seconds: float | None, log) -> dict:
 
 
 def run_generated(videos: list[Path], audios: list[Path], max_seconds: float | None, seed: int, log) -> dict:
-    from ..audio import SAMPLE_RATE, checked_audio, load_audio
-    from ..engine import FaceModel
-    from ..portrait import Portrait, PortraitError
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, load_audio
+    from talkface.engine import FaceModel
+    from talkface.analysis.portrait import Portrait, PortraitError
 
     out = {}
     builtin = FaceModel(Portrait.builtin())
@@ -329,6 +329,6 @@ def table(real: dict, gen: dict, check: dict) -> str:
 
 
 if __name__ == "__main__":
-    from ..cli import main
+    from talkface.cli import main
 
     sys.exit(main(["eval", "dynamics"] + sys.argv[1:]))

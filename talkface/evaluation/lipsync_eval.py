@@ -1,6 +1,6 @@
 """`talkface eval lipsync`: lip sync from audio alone against the real mouth in real videos.
 
-For every video: the real mouth per frame (talkface.tracking, cached outside the repo:
+For every video: the real mouth per frame (talkface.analysis.tracking, cached outside the repo:
 inner-lip opening and mouth width over the inter-ocular distance, at the frame
 timestamps, so variable frame rates are safe); the model's prediction from the video's
 own audio at the same times; and two baselines:
@@ -62,7 +62,7 @@ def stream_start_gap(path: Path) -> float:
 def real_mouth(path: str | Path, cache: str | None = None) -> dict:
     """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
     units) of a real video, cached."""
-    from ..tracking import track_video
+    from talkface.analysis.tracking import track_video
 
     path = Path(path)
     f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
@@ -79,7 +79,7 @@ def real_mouth(path: str | Path, cache: str | None = None) -> dict:
 # ------------------------------------------------------------------ metrics
 def feature_index(times: np.ndarray) -> np.ndarray:
     """Feature frame whose centre is nearest each time (as the engine picks it)."""
-    from ..audio import HOP, SAMPLE_RATE, WINDOW
+    from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW
 
     return np.maximum(0, np.round((np.asarray(times) * SAMPLE_RATE - WINDOW / 2) / HOP)).astype(int)
 
@@ -168,7 +168,7 @@ def ridge_fit_predict(train: list[tuple[np.ndarray, np.ndarray]], x_test: np.nda
 # ------------------------------------------------------------------ models per video
 def fold_model_for(name: str, weights: Path | None = None):
     """The fold model (shipped beside the weights) that never saw video `name`, or None."""
-    from ..lipsync_model import WEIGHTS, LearnedMouth, load_params
+    from talkface.lipsync.model import WEIGHTS, LearnedMouth, load_params
 
     weights = Path(weights) if weights else WEIGHTS
     path = weights.with_name(weights.stem + "_folds.npz")
@@ -186,7 +186,7 @@ def fold_model_for(name: str, weights: Path | None = None):
 
 
 def trained_on(name: str, weights: Path | None = None) -> bool:
-    from ..lipsync_model import WEIGHTS
+    from talkface.lipsync.model import WEIGHTS
 
     rec = (Path(weights) if weights else WEIGHTS).with_suffix(".json")
     if not rec.is_file():
@@ -199,7 +199,7 @@ def predict_opening_width(model, feats) -> tuple[np.ndarray, np.ndarray]:
     if hasattr(model, "measured_track"):
         y = model.measured_track(feats)
         return y[:, 0], y[:, 1]
-    from ..lipsync import predict_track
+    from talkface.lipsync.mouth import predict_track
 
     rows = predict_track(model, feats)
     return rows[:, 0], rows[:, 1] - rows[:, 2]
@@ -210,9 +210,9 @@ def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
     """Animate the video's first frame with its own audio; the tracked rendered opening at `times`."""
     import av
 
-    from ..engine import Animator, FaceModel, GenerateOptions, generate
-    from ..portrait import analyse
-    from ..tracking import track_frames
+    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
+    from talkface.analysis.portrait import analyse
+    from talkface.analysis.tracking import track_frames
 
     with av.open(str(path)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
@@ -287,8 +287,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = False, plot_dir: Path | None = None,
              cache: str | None = None, weights: str | None = None, log=print) -> dict:
-    from ..audio import extract_features, load_audio
-    from ..lipsync import EnergyMouth, default_model
+    from talkface.analysis.audio import extract_features, load_audio
+    from talkface.lipsync.mouth import EnergyMouth, default_model
 
     data = []
     for p in videos:
@@ -300,7 +300,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
         feats = extract_features(audio)
         data.append((p, m, audio, feats))
     # ridge baseline, leave-one-video-out (same footage held out together)
-    from ..train_lipsync import groups_of
+    from talkface.training.lipsync import groups_of
 
     if not data:
         raise ValueError("no video with a trackable face")
@@ -309,7 +309,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
     group = {n: tuple(g) for g in groups_of(names) for n in g}
     rfeat = {p.stem: (ridge_features(f, m["times"]), m["opening"]) for p, m, _, f in data}
     if weights:
-        from ..lipsync_model import load_trained
+        from talkface.lipsync.model import load_trained
 
         shipped = load_trained(weights)
         if shipped is None:
@@ -386,6 +386,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import main
+    from talkface.cli import main
 
     sys.exit(main(["eval", "lipsync", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """`talkface eval reenact`: re-render real videos from their first frame and compare.
 
 For each video: its first frame is the portrait (analysed like any image), the video itself
-is the driver (talkface.drive), and every rendered frame is compared with the real frame in
+is the driver (talkface.motion.drive), and every rendered frame is compared with the real frame in
 the portrait's crop space:
 
 - psnr / ssim over the whole crop (the part inside the video), psnr_face / ssim_face over the real face oval;
@@ -103,7 +103,7 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def nme(real: np.ndarray, other: np.ndarray) -> float:
-    from .. import landmarks as lm
+    from talkface.analysis import landmarks as lm
 
     if not (np.isfinite(real[0, 0]) and np.isfinite(other[0, 0])):
         return float("nan")
@@ -112,7 +112,7 @@ def nme(real: np.ndarray, other: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------- one video
 def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray], np.ndarray]:
-    from ..video import VideoReadError, read_video_frames
+    from talkface.output.video import VideoReadError, read_video_frames
 
     try:
         frames, times = read_video_frames(path, max_seconds=max_seconds)
@@ -125,11 +125,11 @@ def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray]
 
 def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512, sheet_dir: Path | None = None,
                    identity: IdentityModel | None = None) -> dict:
-    from .. import landmarks as lm
-    from ..drive import motions_from_points
-    from ..engine import FaceModel
-    from ..portrait import Portrait, square_crop
-    from ..tracking import track_frames
+    from talkface.analysis import landmarks as lm
+    from talkface.motion.drive import motions_from_points
+    from talkface.engine import FaceModel
+    from talkface.analysis.portrait import Portrait, square_crop
+    from talkface.analysis.tracking import track_frames
 
     frames, times = read_frames(path, max_seconds)
     portrait = Portrait.from_image(frames[0], size=size, name=path.name)

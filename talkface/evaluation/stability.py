@@ -34,7 +34,7 @@ def skin_mask(points: np.ndarray, size: int) -> np.ndarray:
     """The face oval without the eyes, brows and mouth (and a margin round them)."""
     import cv2
 
-    from .. import landmarks as lm
+    from talkface.analysis import landmarks as lm
 
     oval = lm.face_oval_mask(points, size) > 0.5
     margin = max(3, int(round(0.12 * lm.interocular(points))))
@@ -70,9 +70,9 @@ def frame_changes(frames, regions: dict[str, np.ndarray]) -> dict:
 
 
 def _frames(face, seconds: float, motion_scale: float, watermark_id, seed: int):
-    from ..audio import Audio
-    from ..controls import Controls, ControlTrack
-    from ..engine import GenerateOptions, generate
+    from talkface.analysis.audio import Audio
+    from talkface.motion.controls import Controls, ControlTrack
+    from talkface.engine import GenerateOptions, generate
 
     controls = ControlTrack(base=Controls(motion_scale=motion_scale).validated())
     options = GenerateOptions(fps=FPS, seed=seed, controls=controls, watermark_id=watermark_id)
@@ -90,15 +90,15 @@ def still_flicker(face, seconds: float, seed: int) -> dict:
 
 def shape(points: np.ndarray) -> np.ndarray:
     """Landmarks (x, y) with position and scale removed, in inter-ocular units."""
-    from .. import landmarks as lm
+    from talkface.analysis import landmarks as lm
 
     xy = points[:, :2] - points[:, :2].mean(axis=0)
     return xy / lm.interocular(points)
 
 
 def long_run(face, minutes: float, every: float, seed: int, identity, progress) -> dict:
-    from .. import landmarks as lm
-    from ..tracking import FaceTracker
+    from talkface.analysis import landmarks as lm
+    from talkface.analysis.tracking import FaceTracker
 
     portrait = face.portrait
     ref = identity.descriptor(portrait.image, portrait.points) if identity else None
@@ -196,10 +196,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import progress_bar
-    from ..engine import FaceModel
-    from ..portrait import Portrait
-    from .reenact import load_identity_model
+    from talkface.cli import progress_bar
+    from talkface.engine import FaceModel
+    from talkface.analysis.portrait import Portrait
+    from talkface.evaluation.reenact import load_identity_model
 
     if args.image and not Path(args.image).is_file():
         raise StabilityError(f"image file not found: {args.image}")

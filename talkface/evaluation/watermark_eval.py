@@ -27,7 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from talkface import watermark as wmk
+from talkface.marking import watermark as wmk
 
 FPS = 25
 EXCERPT_S = 2.0

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .audio import Audio
+from talkface.analysis.audio import Audio
 
 GENERATOR_TAG = "talkface"
 AI_GENERATED_COMMENT = "AI-generated talking-face video made by talkface {version} (synthetic media; invisible watermark inside)"
@@ -43,7 +43,7 @@ class Mp4Writer:
                  crf: int = 20, preset: str = "veryfast", metadata: dict | None = None, c2pa=None) -> None:
         import av
 
-        from . import __version__
+        from talkface import __version__
 
         self.path = check_output_path(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent or ".")
@@ -112,7 +112,7 @@ class Mp4Writer:
         self._write_audio()
         self.container.close()
         if self.c2pa is not None:
-            from .provenance import sign_mp4
+            from talkface.marking.provenance import sign_mp4
 
             fd, signed = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".c2pa.mp4", dir=self.tmp.parent)
             os.close(fd)

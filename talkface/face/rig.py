@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from . import landmarks as lm
-from .motion import Expression, MotionFrame
-from .portrait import Portrait
+from talkface.analysis import landmarks as lm
+from talkface.motion.generator import Expression, MotionFrame
+from talkface.analysis.portrait import Portrait
 
 N_MESH = 478
 EXPRESSION_NAMES = tuple(f.name for f in fields(Expression))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import landmarks as lm
+from talkface.analysis import landmarks as lm
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class FaceTracker:
     """MediaPipe face mesh in tracking mode (a new tracker per video)."""
 
     def __init__(self) -> None:
-        from .portrait import _quiet_native_stderr
+        from talkface.analysis.portrait import _quiet_native_stderr
 
         with _quiet_native_stderr():
             import mediapipe as mp
@@ -48,7 +48,7 @@ class FaceTracker:
                                                         min_detection_confidence=0.3, min_tracking_confidence=0.3)
 
     def points(self, frame: np.ndarray) -> np.ndarray:
-        from .portrait import _quiet_native_stderr
+        from talkface.analysis.portrait import _quiet_native_stderr
 
         h, w = frame.shape[:2]
         with _quiet_native_stderr():
@@ -76,7 +76,7 @@ def track_frames(frames, times=None, name: str = "frames") -> VideoTrack:
 
 def track_video(path: str | Path, max_seconds: float | None = None) -> VideoTrack:
     """Track every frame of a video file, using its own timestamps."""
-    from .video import iter_video_frames
+    from talkface.output.video import iter_video_frames
 
     path = Path(path)
     tracker = FaceTracker()

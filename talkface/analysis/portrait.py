@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import landmarks as lm
+from talkface.analysis import landmarks as lm
 
 
 class PortraitError(ValueError):

@@ -111,7 +111,7 @@ def _suffix(filename: str | None, default: str) -> str:
 def controls_from_fields(gaze: str | None = None, head_pose: str | None = None, head_distance: float = 1.0,
                          emotion: str = "neutral", emotion_strength: float = 0.6, motion_scale: float = 1.0):
     """Controls from form or JSON fields; raises ControlError with a one-line message."""
-    from .controls import ControlError, Controls, parse_floats, parse_gaze
+    from talkface.motion.controls import ControlError, Controls, parse_floats, parse_gaze
 
     g, camera = (None, False)
     if gaze not in (None, "", "none", "portrait"):
@@ -161,8 +161,8 @@ class _Recorder:
     def _run(self) -> None:
         import numpy as np
 
-        from .audio import Audio
-        from .video import Mp4Writer
+        from talkface.analysis.audio import Audio
+        from talkface.output.video import Mp4Writer
 
         writer = None
         audio = []
@@ -223,17 +223,17 @@ def create_app(config: ServerConfig | None = None):
     from starlette.formparsers import MultiPartParser
     from starlette.websockets import WebSocketDisconnect
 
-    from . import __version__
-    from .controls import ControlError
-    from .engine import FaceModel, GenerateOptions
-    from .portrait import Portrait, PortraitError
+    from talkface import __version__
+    from talkface.motion.controls import ControlError
+    from talkface.engine import FaceModel, GenerateOptions
+    from talkface.analysis.portrait import Portrait, PortraitError
 
     config = config or ServerConfig()
     # uploads stay in memory up to the body cap instead of spilling to the system temp folder
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, config.max_upload_bytes + 1)
     tmp = Path(tempfile.mkdtemp(prefix="talkface-serve-"))
     atexit.register(shutil.rmtree, tmp, True)
-    web = resources.files("talkface") / "web"
+    web = resources.files("talkface.live") / "web"
 
     faces: OrderedDict[str, FaceModel] = OrderedDict()
     faces_lock = threading.Lock()
@@ -350,7 +350,7 @@ def create_app(config: ServerConfig | None = None):
         fps: float = Form(25.0, description="5..60"),
         watermark_id: int = Form(0, description="0..65535, carried in the invisible watermark"),
     ):
-        from .controls import ControlTrack
+        from talkface.motion.controls import ControlTrack
 
         if audio is None and not text:
             raise HTTPException(422, "give an audio file or text")
@@ -418,9 +418,9 @@ def create_app(config: ServerConfig | None = None):
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, portrait: str = "builtin"):
-        from .controls import ControlTrack
-        from .speech import SpeechError, speak
-        from .stream import AvatarStream, StreamFull
+        from talkface.motion.controls import ControlTrack
+        from talkface.analysis.speech import SpeechError, speak
+        from talkface.live.stream import AvatarStream, StreamFull
 
         if not _same_origin(ws.headers):   # WebSockets are not covered by the browser's CORS checks
             await ws.close(code=1008, reason="cross-origin connection refused")
@@ -543,15 +543,15 @@ def _render_file(config: ServerConfig, tmp, paths, has_image: bool, text, voice,
 
     from fastapi import HTTPException
 
-    from .audio import AudioError, checked_audio, load_audio
-    from .engine import FaceModel, generate
-    from .portrait import Portrait, PortraitError
-    from .video import write_video
+    from talkface.analysis.audio import AudioError, checked_audio, load_audio
+    from talkface.engine import FaceModel, generate
+    from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.output.video import write_video
 
     limit = config.max_seconds
     try:
         if text is not None:
-            from .speech import SpeechError, speak
+            from talkface.analysis.speech import SpeechError, speak
 
             try:
                 spoken = speak(text, voice=voice)

@@ -1,7 +1,7 @@
 """`talkface drive`: animate a portrait with a driving video's head pose, expression,
 blinks, gaze and audio.
 
-The driver is tracked with the face mesh (talkface.tracking). Its first frame with a face
+The driver is tracked with the face mesh (talkface.analysis.tracking). Its first frame with a face
 is the reference: a FaceRig built on it gives the expression basis in the driver's own
 proportions. Per frame, a similarity fit of the rigid part of the face (forehead, nose,
 eye corners, temples) gives the head pose, scale and shift relative to the reference;
@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import landmarks as lm
+from talkface.analysis import landmarks as lm
 
 CROP = 512  # the driver is measured in a head crop of this size, like a portrait
 
@@ -57,7 +57,7 @@ def _umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.nd
 
 
 def crop_box_for(points: np.ndarray) -> tuple[float, float, float]:
-    from .portrait import head_box
+    from talkface.analysis.portrait import head_box
 
     return head_box(points, margin=2.0)
 
@@ -92,8 +92,8 @@ class DriverFit:
 
     def __init__(self, ref_points: np.ndarray, open_aperture: np.ndarray | None = None,
                  eye_reference: str = "first") -> None:
-        from .portrait import Portrait
-        from .rig import EXPRESSION_NAMES, FaceRig
+        from talkface.analysis.portrait import Portrait
+        from talkface.face.rig import EXPRESSION_NAMES, FaceRig
 
         self.box = crop_box_for(ref_points)
         ref = to_crop(ref_points, self.box)
@@ -153,7 +153,7 @@ class DriverFit:
     def motion(self, points: np.ndarray):
         from scipy.optimize import lsq_linear
 
-        from .motion import Expression, MotionFrame
+        from talkface.motion.generator import Expression, MotionFrame
 
         p = to_crop(points, self.box)
         s, rot, t = _umeyama(self.canonical[self.rigid], p[self.rigid])
@@ -190,7 +190,7 @@ def motions_from_points(points: np.ndarray, eye_reference: str = "first") -> lis
     eye_reference: "first" measures blinks against the driver's first frame (re-enacting the
     driver's own face from that frame); "typical" against its usual opening (driving another
     face, whose photographed eyes are its usual open eyes)."""
-    from .motion import MotionFrame
+    from talkface.motion.generator import MotionFrame
 
     points = np.asarray(points, np.float64)
     found = np.isfinite(points[:, 0, 0])
@@ -214,7 +214,7 @@ def motions_from_points(points: np.ndarray, eye_reference: str = "first") -> lis
 
 def render_motions(face, motions: Iterable, times: Iterable[float] | None = None) -> Iterator:
     """Engine Frames of the portrait following the given motions."""
-    from .engine import Frame
+    from talkface.engine import Frame
 
     times = list(times) if times is not None else None
     for i, m in enumerate(motions):
@@ -243,11 +243,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .audio import AudioError, load_audio
-    from .engine import FaceModel
-    from .portrait import Portrait
-    from .tracking import track_video
-    from .video import check_output_path, write_video
+    from talkface.analysis.audio import AudioError, load_audio
+    from talkface.engine import FaceModel
+    from talkface.analysis.portrait import Portrait
+    from talkface.analysis.tracking import track_video
+    from talkface.output.video import check_output_path, write_video
 
     out = check_output_path(args.output)
     video = Path(args.video)
@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         audio = load_audio(video, rate=48000)
         if args.max_seconds is not None:
-            from .audio import Audio
+            from talkface.analysis.audio import Audio
 
             audio = Audio(audio.samples[: int(args.max_seconds * audio.sample_rate)], audio.sample_rate)
     except AudioError:
@@ -279,7 +279,7 @@ def run(args: argparse.Namespace) -> int:
     frames = render_motions(face, motions, track.times)
     frames = _watermarked(frames, args.watermark_id)
     if args.framing == "full":
-        from .framing import full_frame
+        from talkface.render.framing import full_frame
 
         frames = full_frame(portrait, frames)
     write_video(out, frames, audio, fps=frame_rate(track.times))
@@ -290,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
 def _watermarked(frames, user_id: int):
     import dataclasses
 
-    from .watermark import Payload, Watermarker
+    from talkface.marking.watermark import Payload, Watermarker
 
     marker = Watermarker(Payload.written(user_id=user_id))
     for f in frames:

@@ -105,7 +105,7 @@ def manifest_json(version: str) -> str:
 def sign_mp4(src: Path, dst: Path, identity: SigningIdentity) -> None:
     """Write `dst`: `src` with a signed C2PA manifest embedded."""
     c2pa = _require_c2pa()
-    from . import __version__
+    from talkface import __version__
 
     try:
         chain = identity.cert_chain_pem.read_bytes()

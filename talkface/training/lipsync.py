@@ -2,12 +2,12 @@
 
 Data:
 * real talking-face videos (--videos): the mouth tracked on every frame
-  (talkface.tracking, cached) is the target, interpolated to the 100 Hz feature frames;
+  (talkface.analysis.tracking, cached) is the target, interpolated to the 100 Hz feature frames;
   inner-lip opening and mouth-width change, both in inter-ocular units.
 * re-voiced copies of the real videos (for the linear branch): the same audio resampled
   (another pitch, formants and tempo, the face targets time-scaled with it), through
   another room, channel and noise; more voices saying real speech with real mouths.
-* synthetic speech (talkface.speech, espeak-ng, many languages) with known phoneme
+* synthetic speech (talkface.analysis.speech, espeak-ng, many languages) with known phoneme
   timing: phoneme -> viseme targets (opening, width change, rounding, pressing) with
   coarticulation smoothing, augmented (voice variant, speaking rate, pitch, resampling
   that shifts pitch and formants, reverb, band limits, noise and babble, gain, breaths,
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .audio import AudioFeatures
+    from talkface.analysis.audio import AudioFeatures
 
 # Same footage in two files: always on the same side of a split.
 SAME_FOOTAGE = ({"video_woman_frontal_03", "video_woman_hdtf_06"},)
@@ -132,7 +132,7 @@ def phoneme_targets(phonemes, n_frames: int, time_scale: float = 1.0, lead_s: fl
     Gaussian blur (30 ms) smooths transitions; the mouth leads the sound by `lead_s`."""
     from scipy.ndimage import gaussian_filter1d
 
-    from .audio import frame_time
+    from talkface.analysis.audio import frame_time
 
     t = frame_time(np.arange(n_frames)) + lead_s
     raw = np.zeros((n_frames, 4))
@@ -205,8 +205,8 @@ def _random_gain(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def synth_clip(text: str, lang: str, rng: np.random.Generator, babble: list[np.ndarray], sung: bool = False):
     """One augmented synthetic clip: (16 kHz samples, targets at 100 Hz)."""
-    from .audio import SAMPLE_RATE, resample
-    from .speech import speak
+    from talkface.analysis.audio import SAMPLE_RATE, resample
+    from talkface.analysis.speech import speak
 
     voice = lang + VARIANTS[rng.integers(len(VARIANTS))]
     rate = int(rng.uniform(80, 110)) if sung else int(rng.uniform(110, 250))
@@ -245,7 +245,7 @@ def synth_clip(text: str, lang: str, rng: np.random.Generator, babble: list[np.n
             b = babble[rng.integers(len(babble))]
             bg += np.roll(np.resize(b, len(x)), rng.integers(0, len(x)))
         x = x + bg / (np.std(bg) + 1e-9) * np.std(x[pre_n:len(x) - post_n]) * 10 ** (-snr / 20)
-    from .audio import checked_audio, extract_features
+    from talkface.analysis.audio import checked_audio, extract_features
 
     feats = extract_features(checked_audio(_random_gain(x, rng), SAMPLE_RATE))
     shifted = [type(p)(p.start + pre / time_scale, p.end + pre / time_scale, p.phoneme) for p in spoken.phonemes]
@@ -255,7 +255,7 @@ def synth_clip(text: str, lang: str, rng: np.random.Generator, babble: list[np.n
 
 def noise_clip(rng: np.random.Generator):
     """Background alone (hiss, rumble, hum, fan): the mouth stays closed."""
-    from .audio import SAMPLE_RATE, checked_audio, extract_features
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, extract_features
 
     n = int(rng.uniform(2.0, 4.0) * SAMPLE_RATE)
     x = _colored_noise(n, rng)
@@ -273,8 +273,8 @@ def noise_clip(rng: np.random.Generator):
 
 
 def synthetic_set(n_clips: int, seed: int, log=print) -> list[tuple]:
-    from .audio import SAMPLE_RATE, resample
-    from .speech import speak
+    from talkface.analysis.audio import SAMPLE_RATE, resample
+    from talkface.analysis.speech import speak
 
     rng = np.random.default_rng(seed)
     babble = []
@@ -301,8 +301,8 @@ REAL_OPEN_MEDIAN, REAL_OPEN_STD, REAL_WIDTH_STD = 0.11, 0.06, 0.03  # IOD: typic
 
 def real_clip(path: Path, cache: str | None = None):
     """(features, targets (T,4) with NaN where unknown, name) for one real video."""
-    from .audio import extract_features, frame_time, load_audio
-    from .evaluation.lipsync_eval import real_mouth
+    from talkface.analysis.audio import extract_features, frame_time, load_audio
+    from talkface.evaluation.lipsync_eval import real_mouth
 
     m = real_mouth(path, cache)
     feats = extract_features(load_audio(path))
@@ -336,7 +336,7 @@ class Revoiced:
 
 
 def revoiced_set(real: list, videos: Path, copies: int, seed: int) -> list[Revoiced]:
-    from .audio import SAMPLE_RATE, checked_audio, extract_features, frame_time, load_audio, resample
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, extract_features, frame_time, load_audio, resample
 
     rng = np.random.default_rng(seed + 7)   # a stream of its own: the synthetic clips' stay as they were
     out = []
@@ -378,7 +378,7 @@ def groups_of(names: list[str]) -> list[list[str]]:
 def design(feats, y=None, shift: int = 0):
     """Stacked model inputs for one clip (fresh stream normaliser), and targets shifted by
     `shift` frames (positive: the face lags the audio)."""
-    from .lipsync_model import FRAME_DIM, LOOKAHEAD, FrameNormaliser, silence_frame, stack_context
+    from talkface.lipsync.model import FRAME_DIM, LOOKAHEAD, FrameNormaliser, silence_frame, stack_context
 
     pad = silence_frame()[:FRAME_DIM]
     frames = np.concatenate([FrameNormaliser()(feats), np.repeat(pad[None], LOOKAHEAD, axis=0)])  # >= max(OFFSETS)
@@ -438,7 +438,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden=(96, 48), epochs
                 p -= rate * (m[j] / (1 - 0.9 ** step)) / (np.sqrt(v[j] / (1 - 0.999 ** step)) + 1e-8)
         if log:
             log(f"    epoch {epoch + 1}/{epochs} loss {total / max(1.0, mask.sum()):.4f}")
-    from .lipsync_model import OFFSETS, SMOOTH
+    from talkface.lipsync.model import OFFSETS, SMOOTH
 
     out = {"x_mean": x_mean.astype(np.float32), "x_std": x_std.astype(np.float32), "n_layers": np.array(n_layers),
            "offsets": np.array(OFFSETS), "smooth": np.array(SMOOTH, np.float32)}
@@ -458,7 +458,7 @@ def _stack(clips, shifts=None):
 
 def best_shift(model_params: dict, feats, y, max_shift: int = 12) -> int:
     """Frames by which the real face lags the audio, by the model's own prediction."""
-    from .lipsync_model import MLP
+    from talkface.lipsync.model import MLP
 
     x, _ = design(feats)
     p = MLP(model_params)(x)[:, 0]
@@ -486,7 +486,7 @@ RIDGE_ALPHA = 0.7      # share of the linear branch in the opening while speakin
 def fit_ridge(clips, mlp_params: dict, lam: float = RIDGE_LAMBDA, alpha: float = RIDGE_ALPHA) -> dict:
     """The linear branch: ridge regression from raw log-mel (+deltas) context to the real opening,
     on real videos only; scaled to the MLP's spread so the blend keeps the MLP's units."""
-    from .lipsync_model import FrameNormaliser, LearnedMouth, buffer_rows, ridge_inputs
+    from talkface.lipsync.model import FrameNormaliser, LearnedMouth, buffer_rows, ridge_inputs
 
     model = LearnedMouth(mlp_params)
     xs, ys, ps = [], [], []
@@ -539,7 +539,7 @@ def train_all(videos: Path | None, setup: TrainSetup, cache: str | None, folds: 
         xr, yr = _stack([(f, y) for f, y, _ in train], [shifts[r[2]] for r in train])
         x, y = np.concatenate([xs_s, xr]), np.concatenate([ys_s, yr])
         w = np.concatenate([np.ones(len(xs_s)), np.full(len(xr), setup.real_weight)]).astype(np.float32)
-        from .lipsync_model import stack_members
+        from talkface.lipsync.model import stack_members
 
         params = stack_members([fit_mlp(x, y, w, epochs=setup.epochs, seed=setup.seed + k, noise=0.3)
                                 for k in range(setup.members)])
@@ -574,8 +574,8 @@ def train_all(videos: Path | None, setup: TrainSetup, cache: str | None, folds: 
 def quantile_map(fold_models: dict, real: list, videos: Path, cache: str | None, log=print) -> dict:
     """Quantiles of the held-out predicted opening (each video by the fold model that never
     saw it) against those of the real raw opening (IOD, closed = 0), pooled over the videos."""
-    from .evaluation.lipsync_eval import real_mouth
-    from .lipsync_model import LearnedMouth
+    from talkface.evaluation.lipsync_eval import real_mouth
+    from talkface.lipsync.model import LearnedMouth
 
     preds, reals = [], []
     for held, params in fold_models.items():
@@ -600,10 +600,10 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
     each frame with the face mesh (one still image at a time, so no tracking state carries
     over), and keep the least-squares line through the origin of opening / width change
     (IOD) per unit of each coefficient."""
-    from . import landmarks as lm
-    from .engine import FaceModel
-    from .motion import Expression, still_frame
-    from .portrait import Portrait, mesh_points
+    from talkface.analysis import landmarks as lm
+    from talkface.engine import FaceModel
+    from talkface.motion.generator import Expression, still_frame
+    from talkface.analysis.portrait import Portrait, mesh_points
 
     face = FaceModel(Portrait.builtin())
 
@@ -656,7 +656,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _recalibrate(out: Path) -> int:
-    from .lipsync_model import load_params
+    from talkface.lipsync.model import load_params
 
     params = load_params(out)
     if params is None:
@@ -677,7 +677,7 @@ def _recalibrate(out: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .lipsync_model import WEIGHTS
+    from talkface.lipsync.model import WEIGHTS
 
     out = Path(args.output) if args.output else WEIGHTS
     if args.calibrate_only:

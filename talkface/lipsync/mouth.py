@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .audio import N_MELS, AudioFeatures
+from talkface.analysis.audio import N_MELS, AudioFeatures
 
 MOUTH_COLUMNS = ("jaw_open", "lip_spread", "lip_round", "lip_press")
 
@@ -93,7 +93,7 @@ class _EnergyStream:
 def default_model() -> MouthModel:
     """The best shipped model: the trained one when its weights are in the package."""
     try:
-        from .lipsync_model import load_trained
+        from talkface.lipsync.model import load_trained
     except ImportError:
         return EnergyMouth()
     model = load_trained()

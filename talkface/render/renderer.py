@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import landmarks as lm
-from .motion import Expression, MotionFrame
-from .portrait import Portrait
-from .rig import N_MESH, FaceRig, Targets
+from talkface.analysis import landmarks as lm
+from talkface.motion.generator import Expression, MotionFrame
+from talkface.analysis.portrait import Portrait
+from talkface.face.rig import N_MESH, FaceRig, Targets
 
 _KIND_SKIN, _KIND_MOUTH, _KIND_EYE_R, _KIND_EYE_L = 0, 1, 2, 3
 

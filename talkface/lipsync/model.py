@@ -1,7 +1,7 @@
 """The learned audio->mouth model: a small numpy MLP over a window of normalised
 spectral frames, streamable with a fixed 80 ms look-ahead.
 
-Per 10 ms feature frame (talkface.audio's log-mel and rms_db, unchanged):
+Per 10 ms feature frame (talkface.analysis.audio's log-mel and rms_db, unchanged):
 
 1. `FrameNormaliser` (causal, per stream): loudness relative to a running speech peak
    and a running noise floor, a soft speech-activity weight, and the spectral shape
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import N_MELS, AudioFeatures
+from talkface.analysis.audio import N_MELS, AudioFeatures
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "lipsync.npz"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "lipsync.npz"
 N_CEPS = 20
 LOOKAHEAD = 8  # feature frames: 80 ms
 OFFSETS = (-24, -18, -14, -11, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6)  # MLP input frames
@@ -92,7 +92,7 @@ class FrameNormaliser:
 
 def silence_frame() -> np.ndarray:
     """The buffered vector of digital silence (context padding): normalised frame + raw log-mel."""
-    from .audio import compute_frames
+    from talkface.analysis.audio import compute_frames
 
     feats = compute_frames(np.zeros((1, 400), np.float32))
     return np.concatenate([FrameNormaliser()(feats)[0], feats.log_mel[0]]).astype(np.float32)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .controls import Controls
+from talkface.motion.controls import Controls
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import landmarks as lm
+from talkface.analysis import landmarks as lm
 
 
 class FullFramer:

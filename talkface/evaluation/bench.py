@@ -12,8 +12,8 @@ import numpy as np
 
 
 def _bench_audio(seconds: float, path: str | None):
-    from .audio import SAMPLE_RATE, checked_audio, load_audio
-    from .speech import speak
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, load_audio
+    from talkface.analysis.speech import speak
 
     if path:
         audio = load_audio(path)
@@ -30,10 +30,10 @@ def _bench_audio(seconds: float, path: str | None):
 
 def run_file_bench(seconds: float = 30.0, size: int = 512, fps: float = 25.0, image: str | None = None,
                    audio_path: str | None = None) -> dict:
-    from .audio import extract_features
-    from .engine import Animator, FaceModel, GenerateOptions, generate, in_background
-    from .portrait import Portrait
-    from .video import Mp4Writer
+    from talkface.analysis.audio import extract_features
+    from talkface.engine import Animator, FaceModel, GenerateOptions, generate, in_background
+    from talkface.analysis.portrait import Portrait
+    from talkface.output.video import Mp4Writer
 
     audio = _bench_audio(seconds, audio_path)
     Portrait.builtin(64) if image is None else None  # warm the face models so their one-off load is not counted
@@ -88,7 +88,7 @@ def run_file_bench(seconds: float = 30.0, size: int = 512, fps: float = 25.0, im
 
 def run_bench(args) -> int:
     if args.stream:
-        from .stream import run_stream_bench
+        from talkface.live.stream import run_stream_bench
 
         result = run_stream_bench(seconds=args.seconds or 300.0, size=args.size, fps=args.fps or 40.0)
         print(f"streaming, {args.size}x{args.size} at {args.fps or 40.0:g} fps")
