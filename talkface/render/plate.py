@@ -64,9 +64,9 @@ def _mouth_filled(source: np.ndarray, points: np.ndarray, iod: float) -> np.ndar
 class PlateLayer:
     """Built once per portrait: what the warp samples, and the matte it is composited with."""
 
-    warp_source: np.ndarray     # (S, S, 3) uint8: the photo with its mouth opening filled with lip
+    source_rgba: np.ndarray     # (S, S, 4) uint8: what the warp samples (the photo, its mouth opening filled
+                                # with lip) and the person's matte in 1/255 steps
     plate: np.ndarray           # (S, S, 3) uint8: the background with the person's outer band invented
-    alpha: np.ndarray           # (S, S) uint8: the person's matte, in 1/255 steps
     premultiplied: np.ndarray   # (S, S, 3) float32: the person premultiplied by its alpha
 
     @classmethod
@@ -92,15 +92,18 @@ class PlateLayer:
         alpha[(alpha == 0) & (plate != source).any(axis=2)] = 1
         share = (1 - alpha.astype(np.float32) / 255)[..., None]
         premultiplied = warp_source.astype(np.float32) - share * plate.astype(np.float32)
-        return cls(warp_source=warp_source, plate=plate, alpha=alpha, premultiplied=premultiplied)
+        # one remap of four channels (colour and matte) costs half of two: the map's conversion
+        # to fixed point, paid per call, is most of a remap's cost
+        return cls(source_rgba=np.dstack([warp_source, alpha]), plate=plate, premultiplied=premultiplied)
 
     def draw(self, warp: Warp) -> np.ndarray:
         """The warped picture, composited over the plate: the plate where the warped person is
         transparent, premultiplied person over plate along its edge. Inside the person the
         warp itself is the answer, so only the edge pays for the matte's float arithmetic."""
         map_x, map_y = warp.map_x, warp.map_y
-        frame = cv2.remap(self.warp_source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        a = cv2.remap(self.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        warped = cv2.remap(self.source_rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        frame = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB)
+        a = cv2.extractChannel(warped, 3)
         cv2.copyTo(self.plate, cv2.compare(a, 0, cv2.CMP_EQ), frame)
         edge = np.flatnonzero((a > 0) & (a < 255))
         if not len(edge):

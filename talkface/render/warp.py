@@ -251,10 +251,11 @@ class WarpMesh:
         order = np.argsort(-depth[topo.triangles].mean(axis=1))
         gap = len(topo.triangles)
         ids = np.full((self.size, self.size), gap, np.int32)
-        fixed = np.round(dst_tri * (1 << SUBPIXEL_BITS)).astype(np.int32)
-        for t in order:
-            if valid[t]:
-                cv2.fillConvexPoly(ids, fixed[t], int(t), lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
+        order = order[valid[order]]
+        fixed = np.round(dst_tri[order] * (1 << SUBPIXEL_BITS)).astype(np.int32)
+        fill = cv2.fillConvexPoly
+        for t, poly in zip(order.tolist(), fixed):    # (per call: Python's overhead is most of the cost)
+            fill(ids, poly, t, cv2.LINE_8, SUBPIXEL_BITS)
         if fill_holes:
             _fill_holes(ids, gap)
         return ids
@@ -266,7 +267,8 @@ class WarpMesh:
         ids = self._rasterise(dst_tri, area, targets.depth)
         # the backward map, one coefficient plane at a time and in place: gathering all six
         # per pixel and combining strided views cost twice as much
-        k = [plane.take(ids) for plane in np.ascontiguousarray(coef.T)]
+        index = ids.astype(np.intp)   # take converts int32 indices on every call otherwise
+        k = [plane.take(index) for plane in np.ascontiguousarray(coef.T)]
         map_x, map_y = k[0], k[3]
         map_x *= self.grid_x
         k[1] *= self.grid_y
