@@ -9,11 +9,11 @@ import os
 import sys
 from pathlib import Path
 
+from talkface.errors import InputError, TalkfaceError
+
 EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """Anything the user can fix: printed as one line, exit 2."""
+EXIT_INTERRUPTED = 130
+UserError = InputError   # the CLI's old name for a user error
 
 
 def _positive_int(text: str) -> int:
@@ -126,15 +126,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from talkface.marking.watermark import WatermarkReadError, verify_file
+    from talkface.marking.watermark import verify_file
 
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"file not found: {path}")
-    try:
-        result = verify_file(path)
-    except WatermarkReadError as exc:
-        raise UserError(str(exc)) from None
+    result = verify_file(path)
     from talkface.marking.provenance import read_manifest
 
     manifest = read_manifest(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov") else None
@@ -264,31 +261,21 @@ def _check_generate_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A TalkfaceError is the user's to fix: one line, exit 2. Any other
+    exception is a bug and propagates with its traceback (exit 1)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from talkface.analysis.audio import AudioError
-    from talkface.motion.controls import ControlError
-    from talkface.analysis.portrait import PortraitError
-    from talkface.marking.provenance import ProvenanceError
-    from talkface.output.video import OutputError
-
-    user_errors: tuple[type[BaseException], ...] = (UserError, ProvenanceError, AudioError, ControlError, PortraitError, OutputError, ValueError)
     try:
         _check_generate_args(args)
         return args.func(args)
-    except user_errors as exc:
+    except TalkfaceError as exc:
         print(f"talkface: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("talkface: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: still one line, and the traceback on request
-        if os.environ.get("TALKFACE_DEBUG"):
-            raise
-        print(f"talkface: internal error: {type(exc).__name__}: {exc} (set TALKFACE_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

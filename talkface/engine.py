@@ -12,6 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
+from talkface.errors import InputError
 from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
 from talkface.motion.controls import Controls, ControlTrack
 from talkface.lipsync.mouth import MouthModel, default_model
@@ -31,7 +32,7 @@ class GenerateOptions:
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.fps <= 120.0:
-            raise ValueError(f"fps must be between 1 and 120, got {self.fps:g}")
+            raise InputError(f"fps must be between 1 and 120, got {self.fps:g}")
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,44 @@ def test_verify_exit_codes(tmp_path, speech_wav):
     junk.write_bytes(b"not a video at all")
     code, _, err = run_cli("verify", str(junk))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_user_errors_are_one_family():
+    """Every stage's user error is a TalkfaceError (one line, exit 2), and still a ValueError."""
+    from talkface.analysis.audio import AudioError
+    from talkface.analysis.portrait import PortraitError
+    from talkface.analysis.speech import SpeechError
+    from talkface.errors import TalkfaceError
+    from talkface.marking.provenance import ProvenanceError
+    from talkface.marking.watermark import WatermarkReadError
+    from talkface.motion.controls import ControlError
+    from talkface.output.video import OutputError, VideoReadError
+
+    for cls in (AudioError, PortraitError, SpeechError, ProvenanceError, WatermarkReadError, ControlError,
+                OutputError, VideoReadError):
+        assert issubclass(cls, TalkfaceError) and issubclass(cls, ValueError), cls
+
+
+def test_a_bug_is_not_a_user_error(monkeypatch):
+    """An exception that is not a TalkfaceError is a bug: it propagates (traceback, exit 1)."""
+    import talkface.analysis.speech as speech
+    from talkface.cli import main
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(speech, "list_voices", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["voices"])
+
+
+def test_a_bug_exits_1_with_a_traceback(tmp_path):
+    """Run as a program, a bug prints its traceback and exits 1 (here: a ValueError from
+    inside a library that is not a user error must not be reported as one)."""
+    script = tmp_path / "bug.py"
+    script.write_text("import sys\nimport talkface.analysis.speech as s\n"
+                      "def broken():\n    raise ValueError('internal')\n"
+                      "s.list_voices = broken\nfrom talkface.cli import main\nsys.exit(main(['voices']))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: internal" in proc.stderr

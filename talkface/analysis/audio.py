@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from talkface.errors import AudioError  # noqa: F401  (re-exported: the name stays importable here)
 
 SAMPLE_RATE = 16000
 HOP = 160            # 10 ms: features run at 100 Hz whatever the video frame rate
@@ -20,9 +21,6 @@ FEATURE_RATE = SAMPLE_RATE / HOP
 MIN_DURATION_S = 0.05
 MAX_DURATION_S = 15 * 60.0
 
-
-class AudioError(ValueError):
-    """Unreadable, empty or out-of-range audio; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

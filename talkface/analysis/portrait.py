@@ -13,10 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from talkface.analysis import landmarks as lm
+from talkface.errors import PortraitError  # noqa: F401  (re-exported: the name stays importable here)
 
-
-class PortraitError(ValueError):
-    """Unreadable image or no usable face; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

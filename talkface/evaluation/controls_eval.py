@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from talkface.errors import InputError
 
 FPS = 25.0
 SETTLE_FRAMES = 30      # controls ease in over ~1 s; measure after
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(tables, indent=2))
         return 0
     if args.image and not Path(args.image).is_file():
-            raise ValueError(f"image file not found: {args.image}")
+            raise InputError(f"image file not found: {args.image}")
     result = evaluate(log, args.image)
     print(f"gaze_err_deg {result['gaze_err_deg']:.2f}  pose_err_deg {result['pose_err_deg']:.2f}  "
           f"distance_err_rel {result['distance_err_rel']:.4f}")

@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from talkface.errors import InputError
 
 FPS = 25.0
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -208,7 +209,7 @@ def first_frame(path: Path):
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
             return frame.to_ndarray(format="rgb24")
-    raise ValueError(f"no video frames in {path}")
+    raise InputError(f"no video frames in {path}")
 
 
 def render_and_track(face, audio, seed: int, controls=None, name: str = "generated"):
@@ -285,12 +286,12 @@ def run(args: argparse.Namespace) -> int:
     videos_dir, audio_dir = Path(args.videos), Path(args.audio)
     for d, what in ((videos_dir, "--videos"), (audio_dir, "--audio")):
         if not d.is_dir():
-            raise ValueError(f"{what} folder not found: {d}")
+            raise InputError(f"{what} folder not found: {d}")
     videos, audios = _files(videos_dir, VIDEO_EXT), _files(audio_dir, AUDIO_EXT)
     if not videos:
-        raise ValueError(f"no videos in {videos_dir}")
+        raise InputError(f"no videos in {videos_dir}")
     if not audios:
-        raise ValueError(f"no audio clips in {audio_dir}")
+        raise InputError(f"no audio clips in {audio_dir}")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

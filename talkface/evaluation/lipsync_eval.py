@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from talkface.errors import InputError
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 MAX_LAG = 2
@@ -303,7 +304,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
     from talkface.training.lipsync import groups_of
 
     if not data:
-        raise ValueError("no video with a trackable face")
+        raise InputError("no video with a trackable face")
 
     names = [p.stem for p, *_ in data]
     group = {n: tuple(g) for g in groups_of(names) for n in g}
@@ -313,7 +314,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
 
         shipped = load_trained(weights)
         if shipped is None:
-            raise ValueError(f"weights not found: {weights}")
+            raise InputError(f"weights not found: {weights}")
     else:
         shipped = default_model()
     results = []
@@ -374,10 +375,10 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.videos)
     if not folder.is_dir():
-        raise ValueError(f"videos folder not found: {folder}")
+        raise InputError(f"videos folder not found: {folder}")
     videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT)
     if not videos:
-        raise ValueError(f"no videos in {folder}")
+        raise InputError(f"no videos in {folder}")
     out = evaluate(videos, args.model, args.render, Path(args.plot) if args.plot else None, args.cache, args.weights,
                    log=lambda s: print(s, flush=True))
     if args.json:

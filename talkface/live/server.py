@@ -20,6 +20,7 @@ goes to its own temporary folder, removed at exit.
 import argparse
 import ipaddress
 import sys
+from talkface.errors import InputError
 
 LIVE_AUDIO_RATE = 24000
 FRAME_MAGIC = b"TFF1"
@@ -75,13 +76,13 @@ class ServerConfig:
                  max_seconds: float = 120.0, max_sessions: int = 2, fps: float = 25.0,
                  max_text_chars: int = 2000, max_record_seconds: float = 600.0) -> None:
         if not 1.0 <= max_seconds <= 900.0:
-            raise ValueError(f"--max-seconds must be between 1 and 900, got {max_seconds:g}")
+            raise InputError(f"--max-seconds must be between 1 and 900, got {max_seconds:g}")
         if not 5.0 <= fps <= 60.0:
-            raise ValueError(f"--fps must be between 5 and 60, got {fps:g}")
+            raise InputError(f"--fps must be between 5 and 60, got {fps:g}")
         if max_sessions < 1:
-            raise ValueError("--max-sessions must be 1 or more")
+            raise InputError("--max-sessions must be 1 or more")
         if max_upload_bytes < 1024:
-            raise ValueError("--max-upload-mb is too small")
+            raise InputError("--max-upload-mb is too small")
         self.token = token
         self.max_upload_bytes = max_upload_bytes
         self.max_seconds = max_seconds

@@ -14,13 +14,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from talkface.errors import ProvenanceError  # noqa: F401  (re-exported: the name stays importable here)
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 LOCAL_CERT_DIR = Path(os.environ.get("TALKFACE_C2PA_DIR", Path.home() / ".config" / "talkface" / "c2pa"))
 
-
-class ProvenanceError(ValueError):
-    """C2PA unavailable, or a certificate or key that cannot be used; one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,10 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from talkface.errors import ControlError  # noqa: F401  (re-exported: the name stays importable here)
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
-
-class ControlError(ValueError):
-    """A control value out of range or malformed; one line for the user."""
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from talkface.analysis import landmarks as lm
+from talkface.errors import DriveError  # noqa: F401  (re-exported: the name stays importable here)
 
 CROP = 512  # the driver is measured in a head crop of this size, like a portrait
 
-
-class DriveError(ValueError):
-    """Unusable driving video; one line for the user."""
 
 
 # Points that move with the skull, not with the jaw, lids or brows.

@@ -13,13 +13,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from talkface.analysis.audio import Audio
+from talkface.errors import OutputError, VideoReadError  # noqa: F401  (re-exported: the name stays importable here)
 
 GENERATOR_TAG = "talkface"
 AI_GENERATED_COMMENT = "AI-generated talking-face video made by talkface {version} (synthetic media; invisible watermark inside)"
 
-
-class OutputError(ValueError):
-    """The output path cannot be written; one line for the user."""
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -187,9 +185,6 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
     cv2.putText(out, text, (x0 + pad, h - base - 2 * pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
-
-class VideoReadError(ValueError):
-    """A video that cannot be opened or decoded; one line for the user."""
 
 
 def iter_video_frames(path: str | Path, max_seconds: float | None = None) -> Iterator[tuple[float, np.ndarray]]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from talkface.errors import InputError
 
 if TYPE_CHECKING:
     from talkface.analysis.audio import AudioFeatures
@@ -660,7 +661,7 @@ def _recalibrate(out: Path) -> int:
 
     params = load_params(out)
     if params is None:
-        raise ValueError(f"no weights to calibrate: {out}")
+        raise InputError(f"no weights to calibrate: {out}")
     cal = calibrate(lambda m: print(m, file=sys.stderr, flush=True))
     params.update(cal)
     np.savez_compressed(out, **params)
@@ -683,16 +684,16 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate_only:
         return _recalibrate(out)
     if args.videos and not any(Path(args.videos).glob("*.mp4")):
-        raise ValueError(f"no .mp4 videos in {args.videos}")
+        raise InputError(f"no .mp4 videos in {args.videos}")
     if args.synthetic < 1:
-        raise ValueError("--synthetic must be at least 1")
+        raise InputError("--synthetic must be at least 1")
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     if args.members < 1 or args.revoice < 0:
-        raise ValueError("--members must be at least 1 and --revoice at least 0")
+        raise InputError("--members must be at least 1 and --revoice at least 0")
     setup = TrainSetup(n_synth=args.synthetic, seed=args.seed, epochs=args.epochs, members=args.members,
                        revoiced=args.revoice)
     final, fold_models, _, shifts, info = train_all(Path(args.videos) if args.videos else None, setup, args.cache,
