@@ -89,7 +89,7 @@ def test_unwritable_output(tmp_path, speech_wav):
     (["--gaze", "left"], "--gaze"),
     (["--head-pose", "1,2"], "--head-pose"),
     (["--motion-scale", "-1"], "motion-scale"),
-    (["--watermark-id", "70000"], "--watermark-id"),
+    (["--watermark-id", "70000"], "watermark id"),
     (["--fps", "abc"], "expected a number"),
 ])
 def test_bad_option_values(tmp_path, speech_wav, args, expect):

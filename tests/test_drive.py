@@ -24,7 +24,7 @@ def clip(tmp_path_factory, face):
     from talkface.analysis.audio import Audio
     from talkface.output.video import write_video
 
-    frames = [face.renderer.render(face.rig.targets(script(i)), script(i).expression) for i in range(N)]
+    frames = [face.render(script(i)) for i in range(N)]
     t = np.arange(int(N / FPS * 48000)) / 48000
     audio = Audio((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     folder = tmp_path_factory.mktemp("clip")
@@ -32,7 +32,7 @@ def clip(tmp_path_factory, face):
 
 
 def test_motion_is_recovered_from_the_driver(clip):
-    from talkface.motion.drive import motions_from_points
+    from talkface.face.drive import motions_from_points
     from talkface.analysis.tracking import track_video
 
     track = track_video(clip)
@@ -109,7 +109,7 @@ def test_eval_reenact_beats_the_static_baseline(tmp_path, clip):
 def test_real_clip_drives(tmp_path):
     from conftest import shared_path
 
-    from talkface.motion.drive import motions_from_points
+    from talkface.face.drive import motions_from_points
     from talkface.analysis.tracking import track_video
 
     video = shared_path("videos", "video_woman_hdtf_06.mp4")
@@ -125,3 +125,26 @@ def test_real_clip_drives(tmp_path):
     rest = np.array([m.expression.mouth_rest for m in own])
     assert rest[0] > 0.95 and abs(own[0].expression.jaw_open) < 0.02
     assert rest.min() < 0.5
+
+
+def test_drive_output_carries_watermark_and_label(tmp_path, clip):
+    """drive goes through the same core and pipeline: marked last, like generate."""
+    from skimage import data
+    from PIL import Image
+
+    from talkface.analysis.video import read_video_frames
+    from talkface.cli import main
+    from talkface.marking.watermark import verify_file
+    from test_pipeline import label_change
+
+    image = tmp_path / "portrait.png"
+    Image.fromarray(data.astronaut()).save(image)
+    common = ["drive", "--image", str(image), "--video", str(clip), "--size", "256", "--watermark-id", "77"]
+    labelled, plain = tmp_path / "labelled.mp4", tmp_path / "plain.mp4"
+    assert main([*common, "-o", str(labelled), "--label", "AI-generated"]) == 0
+    assert main([*common, "-o", str(plain)]) == 0
+    result = verify_file(labelled)
+    assert result.found and result.payload.user_id == 77
+    a, b = read_video_frames(labelled, max_frames=3)[0], read_video_frames(plain, max_frames=3)[0]
+    corner, rest = label_change(a[1], b[1])
+    assert corner > 8 and rest < 1.0, (corner, rest)

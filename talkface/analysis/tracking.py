@@ -76,7 +76,7 @@ def track_frames(frames, times=None, name: str = "frames") -> VideoTrack:
 
 def track_video(path: str | Path, max_seconds: float | None = None) -> VideoTrack:
     """Track every frame of a video file, using its own timestamps."""
-    from talkface.output.video import iter_video_frames
+    from talkface.analysis.video import iter_video_frames
 
     path = Path(path)
     tracker = FaceTracker()

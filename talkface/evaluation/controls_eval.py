@@ -51,7 +51,7 @@ def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
     from talkface.analysis.tracking import FaceTracker
 
-    img = face.renderer.render(face.rig.targets(motion), motion.expression)
+    img = face.render(motion)
     tracker = FaceTracker()
     try:
         for _ in range(3):
@@ -267,11 +267,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
 
-
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "controls"] + sys.argv[1:]))
 
 
 # ----------------------------------------------------------------------------- calibration

@@ -328,8 +328,3 @@ def table(real: dict, gen: dict, check: dict) -> str:
     lines.append("checks: " + ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in check.items()))
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "dynamics"] + sys.argv[1:]))

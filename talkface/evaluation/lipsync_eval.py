@@ -385,8 +385,3 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "lipsync", *sys.argv[1:]]))

@@ -22,11 +22,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from talkface.errors import InputError
 
 FPS = 25.0
 
 
-class StabilityError(ValueError):
+class StabilityError(InputError):
     """Bad arguments; one line for the user."""
 
 
@@ -196,7 +197,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from talkface.cli import progress_bar
+    from talkface.progress import progress_bar
     from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait
     from talkface.evaluation.reenact import load_identity_model
