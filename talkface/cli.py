@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from talkface.errors import InputError, TalkfaceError
+from talkface.native import silence_native_stderr
 from talkface.progress import progress_bar  # noqa: F401  (the CLI's old home of progress_bar)
 
 EXIT_USAGE = 2
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     previous = _on_sigterm_unwind()
+    restore_stderr = silence_native_stderr()
     try:
         return args.func(args)
     except TalkfaceError as exc:
@@ -321,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print("talkface: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     finally:
+        restore_stderr()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
