@@ -138,8 +138,8 @@ def load_job_portrait(job: Job) -> Portrait:
 
 def _render_driven(job: Job, out: Path, face: FaceModel | None, progress, cancel) -> JobResult:
     """A driving video as the motion source: its tracked motion through the same core."""
-    from talkface.face.drive import DriveError, frame_rate, motions_from_points
     from talkface.analysis.tracking import track_video
+    from talkface.face.drive import DriveError, frame_rate, motions_from_points
 
     face = face or FaceModel(load_job_portrait(job))
     try:

@@ -1,9 +1,7 @@
 """`talkface batch`: a local process pool, and a real two-node Ray cluster on this machine."""
 import json
 
-import numpy as np
 import pytest
-
 from conftest import write_wav
 
 N_JOBS = 8

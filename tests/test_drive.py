@@ -32,8 +32,8 @@ def clip(tmp_path_factory, face):
 
 
 def test_motion_is_recovered_from_the_driver(clip):
-    from talkface.face.drive import motions_from_points
     from talkface.analysis.tracking import track_video
+    from talkface.face.drive import motions_from_points
 
     track = track_video(clip)
     assert track.found.mean() > 0.95
@@ -49,8 +49,8 @@ def test_motion_is_recovered_from_the_driver(clip):
 
 def test_drive_cli_writes_video_with_audio(tmp_path, clip):
     import av
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     from talkface.cli import main
 
@@ -75,8 +75,8 @@ def test_drive_bad_input_is_a_usage_error(tmp_path, capsys):
 
 
 def test_drive_without_a_face_is_a_usage_error(tmp_path, capsys):
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     from talkface.cli import main
     from talkface.output.video import write_video
@@ -109,8 +109,8 @@ def test_eval_reenact_beats_the_static_baseline(tmp_path, clip):
 def test_real_clip_drives(tmp_path):
     from conftest import shared_path
 
-    from talkface.face.drive import motions_from_points
     from talkface.analysis.tracking import track_video
+    from talkface.face.drive import motions_from_points
 
     video = shared_path("videos", "video_woman_hdtf_06.mp4")
     track = track_video(video, max_seconds=1.0)
@@ -129,13 +129,13 @@ def test_real_clip_drives(tmp_path):
 
 def test_drive_output_carries_watermark_and_label(tmp_path, clip):
     """drive goes through the same core and pipeline: marked last, like generate."""
-    from skimage import data
     from PIL import Image
+    from skimage import data
+    from test_pipeline import label_change
 
     from talkface.analysis.video import read_video_frames
     from talkface.cli import main
     from talkface.marking.watermark import verify_file
-    from test_pipeline import label_change
 
     image = tmp_path / "portrait.png"
     Image.fromarray(data.astronaut()).save(image)

@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import write_wav
 
 
@@ -31,9 +30,9 @@ def assert_marked(path, user_id: int) -> None:
 
 
 def test_framing_full_carries_watermark_and_label(tmp_path, speech_wav):
+    from talkface.analysis.portrait import Portrait
     from talkface.analysis.video import read_video_frames
     from talkface.cli import main
-    from talkface.analysis.portrait import Portrait
 
     common = ["generate", "--audio", str(speech_wav), "--size", "256", "--framing", "full", "--watermark-id", "321"]
     labelled, plain = tmp_path / "labelled.mp4", tmp_path / "plain.mp4"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from talkface.errors import AudioError  # noqa: F401  (re-exported: the name stays importable here)
 
 SAMPLE_RATE = 16000

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from talkface.analysis import landmarks as lm
-from talkface.native import quiet_native_stderr
 from talkface.errors import PortraitError  # noqa: F401  (re-exported: the name stays importable here)
-
+from talkface.native import quiet_native_stderr
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
 from talkface.errors import SpeechError  # noqa: F401  (re-exported: the name stays importable here)
 
 __all__ = ["PhonemeEvent", "SpeechError", "SpokenText", "list_voices", "speak"]

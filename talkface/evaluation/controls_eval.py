@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
 from talkface.errors import InputError
 
 FPS = 25.0
@@ -61,8 +62,8 @@ def _still_points(face, motion):
     return points
 
 def _frames(face, controls, audio, seed: int = 0):
-    from talkface.motion.controls import ControlTrack
     from talkface.engine import GenerateOptions, generate
+    from talkface.motion.controls import ControlTrack
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, controls=ControlTrack(base=controls.validated()))
     return [f.image for f in generate(face, audio, opts)]
@@ -133,10 +134,10 @@ def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     import numpy as np
 
     from talkface.analysis.audio import Audio
-    from talkface.motion.controls import Controls
-    from talkface.engine import FaceModel
-    from talkface.motion.generator import Expression, MotionFrame
     from talkface.analysis.portrait import Portrait
+    from talkface.engine import FaceModel
+    from talkface.motion.controls import Controls
+    from talkface.motion.generator import Expression, MotionFrame
 
     face = FaceModel(Portrait.from_file(image) if image else Portrait.builtin())
     silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
@@ -279,9 +280,9 @@ def calibrate(log=lambda m: None) -> dict:
     axis and eye axis, commanded rig degrees -> measured degrees (and the cross-talk into
     pitch). motion.py inverts these tables; rerun after changing the rig or renderer:
     `talkface eval controls --calibrate`."""
+    from talkface.analysis.portrait import Portrait
     from talkface.engine import FaceModel
     from talkface.motion.generator import Expression, MotionFrame
-    from talkface.analysis.portrait import Portrait
 
     face = FaceModel(Portrait.builtin())
     rest = face.rest_gaze

@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
 from talkface.errors import InputError
 
 FPS = 25.0
@@ -216,8 +217,8 @@ def render_and_track(face, audio, seed: int, controls=None, name: str = "generat
     """Render talkface output (no watermark) for `audio` and track the frames."""
     import numpy as np
 
-    from talkface.engine import GenerateOptions, generate
     from talkface.analysis.tracking import track_frames
+    from talkface.engine import GenerateOptions, generate
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, **({"controls": controls} if controls else {}))
     frames = [f.image for f in generate(face, audio, opts)]
@@ -243,8 +244,8 @@ def run_real(videos: list[Path], max_seconds: float | None, log) -> dict:
 
 def run_generated(videos: list[Path], audios: list[Path], max_seconds: float | None, seed: int, log) -> dict:
     from talkface.analysis.audio import SAMPLE_RATE, checked_audio, load_audio
-    from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel
 
     out = {}
     builtin = FaceModel(Portrait.builtin())

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from talkface.errors import InputError
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
@@ -127,10 +128,10 @@ def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray]
 def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512, sheet_dir: Path | None = None,
                    identity: IdentityModel | None = None) -> dict:
     from talkface.analysis import landmarks as lm
-    from talkface.face.drive import motions_from_points
-    from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait, square_crop
     from talkface.analysis.tracking import track_frames
+    from talkface.engine import FaceModel
+    from talkface.face.drive import motions_from_points
 
     frames, times = read_frames(path, max_seconds)
     portrait = Portrait.from_image(frames[0], size=size, name=path.name)

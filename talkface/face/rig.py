@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from talkface.analysis import landmarks as lm
-from talkface.motion.generator import Expression, MotionFrame
 from talkface.analysis.portrait import Portrait
+from talkface.motion.generator import Expression, MotionFrame
 
 N_MESH = 478
 EXPRESSION_NAMES = tuple(f.name for f in fields(Expression))

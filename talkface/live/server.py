@@ -20,6 +20,7 @@ goes to its own temporary folder, removed at exit.
 import argparse
 import ipaddress
 import sys
+
 from talkface.errors import InputError
 
 LIVE_AUDIO_RATE = 24000
@@ -102,7 +103,6 @@ MAX_PORTRAITS = 8
 def _suffix(filename: str | None, default: str) -> str:
     """A safe file suffix from a client's file name (never a path)."""
     import re
-
     from pathlib import PurePath
 
     suffix = PurePath(filename or "").suffix.lower()
@@ -225,9 +225,9 @@ def create_app(config: ServerConfig | None = None):
     from starlette.websockets import WebSocketDisconnect
 
     from talkface import __version__
-    from talkface.motion.controls import ControlError
-    from talkface.engine import FaceModel, GenerateOptions
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel, GenerateOptions
+    from talkface.motion.controls import ControlError
 
     config = config or ServerConfig()
     # uploads stay in memory up to the body cap instead of spilling to the system temp folder
@@ -419,9 +419,9 @@ def create_app(config: ServerConfig | None = None):
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, portrait: str = "builtin"):
-        from talkface.motion.controls import ControlTrack
         from talkface.analysis.speech import SpeechError, speak
         from talkface.live.stream import AvatarStream, StreamFull
+        from talkface.motion.controls import ControlTrack
 
         if not _same_origin(ws.headers):   # WebSockets are not covered by the browser's CORS checks
             await ws.close(code=1008, reason="cross-origin connection refused")
@@ -545,8 +545,8 @@ def _render_file(config: ServerConfig, tmp, paths, has_image: bool, text, voice,
     from fastapi import HTTPException
 
     from talkface.analysis.audio import AudioError, checked_audio, load_audio
-    from talkface.engine import FaceModel, generate
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel, generate
     from talkface.output.video import write_video
 
     limit = config.max_seconds

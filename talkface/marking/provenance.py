@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 from talkface.errors import ProvenanceError  # noqa: F401  (re-exported: the name stays importable here)
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -103,7 +104,7 @@ def manifest_json(version: str) -> str:
 def sign_mp4(src: Path, dst: Path, identity: SigningIdentity) -> None:
     """Write `dst`: `src` with a signed C2PA manifest embedded."""
     c2pa = _require_c2pa()
-    from talkface import __version__
+    from talkface.version import __version__
 
     try:
         chain = identity.cert_chain_pem.read_bytes()

@@ -72,6 +72,7 @@ from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+
 from talkface.errors import InputError, WatermarkReadError  # noqa: F401  (WatermarkReadError re-exported here)
 
 __all__ = [

@@ -10,6 +10,7 @@ import math
 import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
 from talkface.errors import ControlError  # noqa: F401  (re-exported: the name stays importable here)
 
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")

@@ -42,7 +42,7 @@ class Mp4Writer:
                  crf: int = 20, preset: str = "veryfast", metadata: dict | None = None, c2pa=None) -> None:
         import av
 
-        from talkface import __version__
+        from talkface.version import __version__
 
         self.path = check_output_path(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent or ".")

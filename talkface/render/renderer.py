@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from talkface.analysis import landmarks as lm
-from talkface.motion.generator import Expression, MotionFrame
 from talkface.analysis.portrait import Portrait
 from talkface.face.rig import N_MESH, FaceRig, Targets
+from talkface.motion.generator import Expression, MotionFrame
 
 _KIND_SKIN, _KIND_MOUTH, _KIND_EYE_R, _KIND_EYE_L = 0, 1, 2, 3
 

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from talkface.errors import InputError
+from talkface.lipsync.real_clips import SAME_FOOTAGE, groups_of  # noqa: F401
 
 if TYPE_CHECKING:
     from talkface.analysis.audio import AudioFeatures
 
-# Same footage in two files: always on the same side of a split.
-SAME_FOOTAGE = ({"video_woman_frontal_03", "video_woman_hdtf_06"},)
 
 # A few sentences per language; espeak voices speak them (ja in kana: the ja voice cannot read kanji).
 CORPUS = {
@@ -303,7 +303,7 @@ REAL_OPEN_MEDIAN, REAL_OPEN_STD, REAL_WIDTH_STD = 0.11, 0.06, 0.03  # IOD: typic
 def real_clip(path: Path, cache: str | None = None):
     """(features, targets (T,4) with NaN where unknown, name) for one real video."""
     from talkface.analysis.audio import extract_features, frame_time, load_audio
-    from talkface.evaluation.lipsync_eval import real_mouth
+    from talkface.lipsync.real_clips import real_mouth
 
     m = real_mouth(path, cache)
     feats = extract_features(load_audio(path))
@@ -359,20 +359,6 @@ def revoiced_set(real: list, videos: Path, copies: int, seed: int) -> list[Revoi
                 targets[inside, j] = np.interp(t[inside], t_video[ok], y[ok, j])
             out.append(Revoiced(feats, targets, name, float(rate)))
     return out
-
-
-def groups_of(names: list[str]) -> list[list[str]]:
-    groups, seen = [], set()
-    for n in names:
-        if n in seen:
-            continue
-        g = [n]
-        for same in SAME_FOOTAGE:
-            if n in same:
-                g = sorted(x for x in names if x in same)
-        seen.update(g)
-        groups.append(g)
-    return groups
 
 
 # ------------------------------------------------------------------ model fitting
@@ -575,8 +561,8 @@ def train_all(videos: Path | None, setup: TrainSetup, cache: str | None, folds: 
 def quantile_map(fold_models: dict, real: list, videos: Path, cache: str | None, log=print) -> dict:
     """Quantiles of the held-out predicted opening (each video by the fold model that never
     saw it) against those of the real raw opening (IOD, closed = 0), pooled over the videos."""
-    from talkface.evaluation.lipsync_eval import real_mouth
     from talkface.lipsync.model import LearnedMouth
+    from talkface.lipsync.real_clips import real_mouth
 
     preds, reals = [], []
     for held, params in fold_models.items():
@@ -602,9 +588,9 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
     over), and keep the least-squares line through the origin of opening / width change
     (IOD) per unit of each coefficient."""
     from talkface.analysis import landmarks as lm
+    from talkface.analysis.portrait import Portrait, mesh_points
     from talkface.engine import FaceModel
     from talkface.motion.generator import Expression, still_frame
-    from talkface.analysis.portrait import Portrait, mesh_points
 
     face = FaceModel(Portrait.builtin())
 
