@@ -212,6 +212,7 @@ EVAL_COMMANDS = (
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
+    ("batch", "batch jobs per minute on a Ray cluster of 1 node vs 2 (needs talkface[ray])", "talkface.evaluation.batch_bench"),
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),

@@ -88,7 +88,7 @@ def _on_ray(jobs: list[Job], address: str) -> Iterator[dict]:
     connected_here = not ray.is_initialized()
     if connected_here:
         try:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         except ConnectionError as exc:
             raise InputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     try:
