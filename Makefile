@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: $(STAMP)
 	$(BIN)/talkface generate --text "Hello! I am a talking portrait, made by talkface from a single photo." -o demo.mp4
 	@echo "wrote demo.mp4"
 
-test: $(DEV_STAMP)
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check talkface tests
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

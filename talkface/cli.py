@@ -1,28 +1,60 @@
-"""Command line: `talkface generate | bench | verify | eval | train | drive | serve | voices`.
+"""Command line: `talkface generate | drive | batch | bench | verify | eval | train | serve | voices`.
 
-Every user error ends in one line on stderr and exit code 2; nothing half-written stays.
+Every user error (a talkface.errors.TalkfaceError, or a bad option) ends in one line on stderr
+and exit code 2; nothing half-written stays, also when the process is sent SIGTERM. Anything
+else is a bug and shows as one: its traceback, exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 from pathlib import Path
 
+from talkface.errors import InputError, TalkfaceError
+from talkface.native import silence_native_stderr
+from talkface.progress import progress_bar  # noqa: F401  (the CLI's old home of progress_bar)
+
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+UserError = InputError   # the CLI's old name for a user error
+SIZE_RANGE = (64, 2048)  # = talkface.pipeline.SIZE_RANGE (kept here so `--help` stays light)
+# an option's value that starts with a minus and is a number or a list of numbers: "-30,0,0"
+_NEGATIVE_VALUE = re.compile(r"^-\.?\d[\d.eE+-]*(\s*,\s*-?\.?\d[\d.eE+-]*)*$")
 
 
-class UserError(Exception):
-    """Anything the user can fix: printed as one line, exit 2."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"talkface: error: {message} (see: {self.prog} --help)\n")
 
 
-def _positive_int(text: str) -> int:
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl+C, so partial files are removed on the way out."""
+
+
+def _whole(text: str) -> int:
     try:
-        v = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+
+
+def _non_negative_int(text: str) -> int:
+    v = _whole(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number 0 or more, got {v}")
+    return v
+
+
+def _size(text: str) -> int:
+    v = _whole(text)
+    if not SIZE_RANGE[0] <= v <= SIZE_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be between {SIZE_RANGE[0]} and {SIZE_RANGE[1]} pixels, got {v}")
     return v
 
 
@@ -31,6 +63,18 @@ def _float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """`--head-pose -30,0,0` as `--head-pose=-30,0,0`: argparse would take the value for an option."""
+    out: list[str] = []
+    for arg in argv:
+        prev = out[-1] if out else ""
+        if prev.startswith("--") and "=" not in prev and _NEGATIVE_VALUE.match(arg):
+            out[-1] = f"{prev}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def add_control_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,56 +95,54 @@ def controls_from_args(args: argparse.Namespace):
     pose = parse_floats(args.head_pose, 3, "--head-pose") if args.head_pose else (0.0, 0.0, 0.0)
     base = Controls(gaze=gaze, gaze_camera=camera, head_pose=pose, head_distance=args.head_distance,
                     emotion=args.emotion, emotion_strength=args.emotion_strength,
-                    motion_scale=args.motion_scale).validated()
+                    motion_scale=args.motion_scale)
     if args.controls:
         return ControlTrack.from_json(args.controls, base)
     return ControlTrack(base=base)
 
 
-def progress_bar(total: int, desc: str):
-    """A progress bar on a terminal; silent otherwise (logs stay clean)."""
-    from tqdm import tqdm
+def options_from_args(args: argparse.Namespace):
+    from talkface.engine import GenerateOptions
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=not sys.stderr.isatty(), leave=False)
+    values = dict(fps=getattr(args, "fps", 25.0), seed=getattr(args, "seed", 0), watermark_id=args.watermark_id,
+                  label=args.label, framing=args.framing)
+    if hasattr(args, "head_pose"):
+        values["controls"] = controls_from_args(args)
+    return GenerateOptions(**values)
 
 
-def load_input_audio(args: argparse.Namespace):
-    """(analysis audio at 16 kHz, output track at its native quality)."""
-    from talkface.analysis.audio import checked_audio, load_audio
+def _render(job) -> int:
+    from talkface.pipeline import render_file
 
-    if args.text is not None:
-        from talkface.analysis.speech import speak
-
-        spoken = speak(args.text, voice=args.voice)
-        track = checked_audio(spoken.samples, spoken.sample_rate, "--text", rate=spoken.sample_rate)
-        return checked_audio(spoken.samples, spoken.sample_rate, "--text"), track
-    if args.audio is None:
-        raise UserError("give --audio FILE or --text \"...\"")
-    return load_audio(args.audio), load_audio(args.audio, rate=48000)
+    with progress_bar(None, "rendering") as bar:
+        result = render_file(job, progress=bar)
+    print(str(result.output))
+    return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from talkface.engine import FaceModel, GenerateOptions, generate, in_background
-    from talkface.analysis.portrait import Portrait
-    from talkface.output.video import check_output_path, write_video
+    from talkface.pipeline import Job
 
-    out = check_output_path(args.output)
-    controls = controls_from_args(args)
-    options = GenerateOptions(fps=args.fps, seed=args.seed, controls=controls, watermark_id=args.watermark_id,
-                              label=args.label)
-    audio, track = load_input_audio(args)
-    portrait = Portrait.from_file(args.image, size=args.size, face_index=args.face_index) if args.image else Portrait.builtin(args.size)
-    face = FaceModel(portrait)
-    frames = in_background(generate(face, audio, options))
-    total = int(round(audio.duration * args.fps))
-    with progress_bar(total, "rendering") as bar:
-        if args.framing == "full":
-            from talkface.render.framing import full_frame
+    if args.audio is None and args.text is None:
+        raise InputError('give --audio FILE or --text "..."')
+    job = Job(output=Path(args.output), image=_path(args.image), audio=_path(args.audio), text=args.text,
+              voice=args.voice, options=options_from_args(args), size=args.size, face_index=args.face_index,
+              c2pa=_signing_identity(args))
+    return _render(job)
 
-            frames = full_frame(portrait, frames)
-        write_video(out, frames, track, fps=args.fps, on_frame=bar.update, c2pa=_signing_identity(args))
-    print(str(out))
-    return 0
+
+def cmd_drive(args: argparse.Namespace) -> int:
+    from talkface.analysis.audio import MAX_DURATION_S
+    from talkface.pipeline import Job
+
+    job = Job(output=Path(args.output), image=Path(args.image), driver=Path(args.video), options=options_from_args(args),
+              size=args.size, face_index=args.face_index,
+              max_seconds=MAX_DURATION_S if args.max_seconds is None else args.max_seconds)
+    return _render(job)
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text is not None else None
 
 
 def _signing_identity(args: argparse.Namespace):
@@ -110,11 +152,11 @@ def _signing_identity(args: argparse.Namespace):
 
     _require_c2pa()
     if bool(args.c2pa_cert) != bool(args.c2pa_key):
-        raise UserError("--c2pa-cert and --c2pa-key go together")
+        raise InputError("--c2pa-cert and --c2pa-key go together")
     if args.c2pa_cert:
         for path in (args.c2pa_cert, args.c2pa_key):
             if not Path(path).is_file():
-                raise UserError(f"file not found: {path}")
+                raise InputError(f"file not found: {path}")
         return SigningIdentity(Path(args.c2pa_cert), Path(args.c2pa_key))
     return local_identity()
 
@@ -126,15 +168,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from talkface.marking.watermark import WatermarkReadError, verify_file
+    from talkface.marking.watermark import verify_file
 
     path = Path(args.file)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give a video or image file")
     if not path.is_file():
-        raise UserError(f"file not found: {path}")
-    try:
-        result = verify_file(path)
-    except WatermarkReadError as exc:
-        raise UserError(str(exc)) from None
+        raise InputError(f"file not found: {path}")
+    result = verify_file(path)
     from talkface.marking.provenance import read_manifest
 
     manifest = read_manifest(path) if path.suffix.lower() in (".mp4", ".m4v", ".mov") else None
@@ -161,7 +202,7 @@ def cmd_voices(args: argparse.Namespace) -> int:
 # Commands that live in their own stage's module: each module has `add_arguments(parser)`
 # and `run(args) -> int`. (name, help, module)
 PLUGIN_COMMANDS = (
-    ("drive", "animate a portrait with a driving video's pose, expression and audio", "talkface.motion.drive"),
+    ("batch", "render many jobs from a JSONL file, locally or on a Ray cluster", "talkface.batch.command"),
     ("serve", "live web app and HTTP API", "talkface.live.server"),
 )
 EVAL_COMMANDS = (
@@ -171,6 +212,7 @@ EVAL_COMMANDS = (
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
+    ("batch", "batch jobs per minute on a Ray cluster of 1 node vs 2 (needs talkface[ray])", "talkface.evaluation.batch_bench"),
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
@@ -197,8 +239,16 @@ def _add_plugins(sub, table) -> None:
             p.set_defaults(func=lambda args, mod=mod: mod.main(args.rest))
 
 
+def add_picture_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--face-index", type=_non_negative_int, default=0, help="which face, largest first; default 0")
+    p.add_argument("--framing", choices=("crop", "full"), default="crop",
+                   help="crop: the head crop (default); full: the whole picture, head animated inside it")
+    p.add_argument("--watermark-id", type=_whole, default=0, help="0..65535, carried in the invisible watermark")
+    p.add_argument("--label", help="visible corner caption, e.g. 'AI-generated'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talkface", description="Make a still portrait talk.")
+    parser = OneLineParser(prog="talkface", description="Make a still portrait talk.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="portrait + audio -> talking-face MP4")
@@ -208,14 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--text", help="speak this text offline instead of --audio")
     g.add_argument("--voice", default="en", help="language for --text (see `talkface voices`); default en")
     g.add_argument("-o", "--output", required=True, help="output .mp4")
-    g.add_argument("--size", type=_positive_int, default=512, help="output size in pixels; default 512")
+    g.add_argument("--size", type=_size, default=512, help="output size in pixels (64..2048); default 512")
     g.add_argument("--fps", type=_float, default=25.0, help="frames per second; default 25")
-    g.add_argument("--seed", type=int, default=0, help="random seed for the motion; default 0")
-    g.add_argument("--face-index", type=int, default=0, help="which face, largest first; default 0")
-    g.add_argument("--framing", choices=("crop", "full"), default="crop",
-                   help="crop: the 512x512 head crop (default); full: the whole picture, head animated inside it")
-    g.add_argument("--watermark-id", type=int, default=0, help="0..65535, carried in the invisible watermark")
-    g.add_argument("--label", help="visible corner caption, e.g. 'AI-generated'")
+    g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed for the motion; default 0")
+    add_picture_arguments(g)
     g.add_argument("--c2pa", action="store_true",
                    help="embed a signed C2PA manifest (needs c2pa-python; a local certificate is created if none is given)")
     g.add_argument("--c2pa-cert", help="PEM certificate chain for --c2pa (end-entity first)")
@@ -223,10 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_control_arguments(g)
     g.set_defaults(func=cmd_generate)
 
+    d = sub.add_parser("drive", help="animate a portrait with a driving video's pose, expression and audio")
+    d.add_argument("--image", required=True, help="portrait to animate")
+    d.add_argument("--video", required=True, help="driving video (a face; its audio is used)")
+    d.add_argument("-o", "--output", required=True, help="output .mp4")
+    d.add_argument("--size", type=_size, default=512, help="output size in pixels (64..2048); default 512")
+    d.add_argument("--max-seconds", type=_float, default=None, help="use only the start of the driver")
+    add_picture_arguments(d)
+    d.set_defaults(func=cmd_drive)
+
     b = sub.add_parser("bench", help="per-stage timings and end-to-end fps")
     b.add_argument("--json", help="also write the figures to this JSON file")
     b.add_argument("--seconds", type=_float, default=None, help="audio length; default 30 (300 with --stream)")
-    b.add_argument("--size", type=_positive_int, default=512)
+    b.add_argument("--size", type=_size, default=512)
     b.add_argument("--fps", type=_float, default=None, help="default 25 (40 with --stream)")
     b.add_argument("--image", help="portrait (default: built-in)")
     b.add_argument("--audio", help="audio (default: built-in spoken sentence, repeated)")
@@ -248,47 +303,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_generate_args(args: argparse.Namespace) -> None:
-    if getattr(args, "command", None) != "generate":
-        return
-    if args.image is not None and not Path(args.image).is_file():
-        raise UserError(f"image file not found: {args.image}")
-    if args.audio is not None and not Path(args.audio).is_file():
-        raise UserError(f"audio file not found: {args.audio}")
-    if not 64 <= args.size <= 2048:
-        raise UserError(f"--size must be between 64 and 2048, got {args.size}")
-    if not 0 <= args.watermark_id <= 65535:
-        raise UserError(f"--watermark-id must be between 0 and 65535, got {args.watermark_id}")
-    if args.face_index < 0:
-        raise UserError(f"--face-index must be 0 or more, got {args.face_index}")
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A TalkfaceError is the user's to fix: one line, exit 2. Any other
+    exception is a bug and propagates with its traceback (exit 1)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    from talkface.analysis.audio import AudioError
-    from talkface.motion.controls import ControlError
-    from talkface.analysis.portrait import PortraitError
-    from talkface.marking.provenance import ProvenanceError
-    from talkface.output.video import OutputError
-
-    user_errors: tuple[type[BaseException], ...] = (UserError, ProvenanceError, AudioError, ControlError, PortraitError, OutputError, ValueError)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    previous = _on_sigterm_unwind()
+    restore_stderr = silence_native_stderr()
     try:
-        _check_generate_args(args)
         return args.func(args)
-    except user_errors as exc:
+    except TalkfaceError as exc:
         print(f"talkface: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("talkface: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: still one line, and the traceback on request
-        if os.environ.get("TALKFACE_DEBUG"):
-            raise
-        print(f"talkface: internal error: {type(exc).__name__}: {exc} (set TALKFACE_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("talkface: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        restore_stderr()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm_unwind():
+    """Make SIGTERM unwind the main thread (temporary files removed on the way out); returns
+    the previous handler, or None where no handler can be set (not the main thread)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

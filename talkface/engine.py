@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
-from talkface.motion.controls import Controls, ControlTrack
-from talkface.lipsync.mouth import MouthModel, default_model
-from talkface.motion.generator import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
 from talkface.analysis.portrait import Portrait
-from talkface.render.renderer import Renderer
+from talkface.errors import InputError
 from talkface.face.rig import FaceRig
+from talkface.lipsync.mouth import MouthModel, default_model
+from talkface.marking.watermark import Payload
+from talkface.motion.controls import Controls, ControlTrack
+from talkface.motion.generator import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
+from talkface.output.marks import Marks
+from talkface.render.framing import FullFramer
+from talkface.render.renderer import Renderer, render_motion
+
+FRAMINGS = ("crop", "full")   # the head crop; the whole picture with the head animated inside it
+FPS_RANGE = (1.0, 120.0)
 
 
 @dataclass(frozen=True)
@@ -28,17 +35,26 @@ class GenerateOptions:
     controls: ControlTrack = field(default_factory=ControlTrack)
     watermark_id: int | None = 0     # None: no watermark (evaluation only)
     label: str | None = None         # visible corner caption
+    framing: str = "crop"            # see FRAMINGS
 
     def __post_init__(self) -> None:
-        if not 1.0 <= self.fps <= 120.0:
-            raise ValueError(f"fps must be between 1 and 120, got {self.fps:g}")
+        if not FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]:
+            raise InputError(f"fps must be between {FPS_RANGE[0]:g} and {FPS_RANGE[1]:g}, got {self.fps:g}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InputError(f"seed must be a whole number 0 or more, got {self.seed!r}")
+        if self.framing not in FRAMINGS:
+            raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {self.framing!r}")
+        if self.watermark_id is not None:
+            Payload.written(user_id=self.watermark_id)   # the one range check of the id
+        if not isinstance(self.controls, ControlTrack):
+            raise InputError(f"controls must be a ControlTrack, got {type(self.controls).__name__}")
 
 
 @dataclass(frozen=True)
 class Frame:
     index: int
-    time: float            # seconds from the start of the audio
-    image: np.ndarray      # (S, S, 3) uint8 RGB (None only from a live stream skipping a late frame)
+    time: float                # seconds from the start of the audio
+    image: np.ndarray | None   # (H, W, 3) uint8 RGB; None only when a live stream skips a late frame's picture
     motion: MotionFrame
 
 
@@ -48,8 +64,8 @@ class StageTimes:
 
     audio: float = 0.0
     motion: float = 0.0
-    render: float = 0.0
-    watermark: float = 0.0
+    render: float = 0.0      # rendering, and pasting into the whole picture with framing "full"
+    watermark: float = 0.0   # the marks: watermark and label
     frames: int = 0
 
 
@@ -61,13 +77,22 @@ class FaceModel:
         self.rig = FaceRig(portrait)
         self.renderer = Renderer(portrait, self.rig)
         self.rest_gaze = self.rig.rest_gaze_deg()
+        self._framer: FullFramer | None = None
+
+    def render(self, motion: MotionFrame) -> np.ndarray:
+        """The head crop showing `motion`, unmarked."""
+        return render_motion(self.renderer, motion)
+
+    def framer(self) -> FullFramer:
+        """The paste-back into the whole picture (framing "full"), built on first use."""
+        if self._framer is None:
+            self._framer = FullFramer(self.portrait)
+        return self._framer
 
 
 class Animator:
     def __init__(self, face: FaceModel, options: GenerateOptions = GenerateOptions(),
                  mouth_model: MouthModel | None = None) -> None:
-        from talkface.marking.watermark import Payload, Watermarker
-
         self.face = face
         self.options = options
         self.mouth_model = mouth_model or default_model()
@@ -75,8 +100,8 @@ class Animator:
         self.mouth = self.mouth_model.stream()
         self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze)
         self.prosody = ProsodyTracker()
-        self.watermarker = (Watermarker(Payload.written(user_id=options.watermark_id))
-                            if options.watermark_id is not None else None)
+        self.marks = Marks(options.watermark_id, options.label)
+        self.framer = face.framer() if options.framing == "full" else None
         self.rows = np.zeros((0, 4), np.float32)   # mouth rows, one per 10 ms feature frame
         self.feats = AudioFeatures.concatenate([])  # features not yet consumed by prosody
         self.row_offset = 0                         # feature index of self.rows[0]
@@ -167,22 +192,23 @@ class Animator:
         controls = controls or self.options.controls.at(t)
         mouth = MouthShape(*(float(v) for v in mouth_row))
         motion = self.motion.step(mouth, self._prosody_at(k), controls)
+        self.times.motion += time.perf_counter() - t0
         if not render:   # a live stream that is behind keeps its timeline and motion, skips the picture
-            self.times.motion += time.perf_counter() - t0
             return Frame(index=index, time=t, image=None, motion=motion)
-        t1 = time.perf_counter()
-        image = self.face.renderer.render(self.face.rig.targets(motion))
-        if self.options.label:
-            from talkface.output.video import draw_label
+        return self.frame_of(motion, index, t)
 
-            image = draw_label(image, self.options.label)
+    def frame_of(self, motion: MotionFrame, index: int, t: float) -> Frame:
+        """The finished frame for a motion, from any motion source (speech here, a driving video
+        in `follow`): rendered, pasted into the whole picture with framing "full", and marked
+        last (watermark, then label), so the marks are never resampled."""
+        t1 = time.perf_counter()
+        image = self.face.render(motion)
+        if self.framer is not None:
+            image = self.framer.paste(image)
         t2 = time.perf_counter()
-        if self.watermarker is not None:
-            image = self.watermarker.embed(image)
-        t3 = time.perf_counter()
-        self.times.motion += t1 - t0
+        image = self.marks.apply(image)
         self.times.render += t2 - t1
-        self.times.watermark += t3 - t2
+        self.times.watermark += time.perf_counter() - t2
         self.times.frames += 1
         return Frame(index=index, time=t, image=image, motion=motion)
 
@@ -330,3 +356,14 @@ def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOpti
     for start in range(0, len(audio.samples), step):
         yield from anim.push_audio(audio.samples[start:start + step])
     yield from anim.finish()
+
+
+def follow(face: FaceModel, motions: Iterable[MotionFrame], options: GenerateOptions = GenerateOptions(),
+           times: Iterable[float] | None = None) -> Iterator[Frame]:
+    """Frames of the portrait following given motions (a driving video's), made by the same
+    core as `generate`; frame i is at times[i] (default i / fps)."""
+    anim = Animator(face, options)
+    times = iter(times) if times is not None else None
+    for i, motion in enumerate(motions):
+        t = next(times) if times is not None else i / options.fps
+        yield anim.frame_of(motion, i, float(t))

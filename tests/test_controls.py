@@ -53,9 +53,9 @@ def test_edge_values_are_accepted(kwargs):
 
 
 def test_cli_rejects_out_of_range_control(tmp_path, capsys):
-    from talkface.cli import main
-
     from conftest import write_wav
+
+    from talkface.cli import main
 
     wav = write_wav(tmp_path / "a.wav", np.zeros(8000, np.float32))
     out = tmp_path / "o.mp4"
@@ -188,9 +188,9 @@ def test_json_missing_file(tmp_path):
 
 
 def test_cli_controls_file_error_exit_code(tmp_path, capsys):
-    from talkface.cli import main
-
     from conftest import write_wav
+
+    from talkface.cli import main
 
     wav = write_wav(tmp_path / "a.wav", np.zeros(8000, np.float32))
     p = _write(tmp_path, [{"time": 0, "emotion": "furious"}])

@@ -24,7 +24,7 @@ def clip(tmp_path_factory, face):
     from talkface.analysis.audio import Audio
     from talkface.output.video import write_video
 
-    frames = [face.renderer.render(face.rig.targets(script(i))) for i in range(N)]
+    frames = [face.render(script(i)) for i in range(N)]
     t = np.arange(int(N / FPS * 48000)) / 48000
     audio = Audio((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     folder = tmp_path_factory.mktemp("clip")
@@ -32,8 +32,8 @@ def clip(tmp_path_factory, face):
 
 
 def test_motion_is_recovered_from_the_driver(clip):
-    from talkface.motion.drive import motions_from_points
     from talkface.analysis.tracking import track_video
+    from talkface.face.drive import motions_from_points
 
     track = track_video(clip)
     assert track.found.mean() > 0.95
@@ -49,8 +49,8 @@ def test_motion_is_recovered_from_the_driver(clip):
 
 def test_drive_cli_writes_video_with_audio(tmp_path, clip):
     import av
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     from talkface.cli import main
 
@@ -75,8 +75,8 @@ def test_drive_bad_input_is_a_usage_error(tmp_path, capsys):
 
 
 def test_drive_without_a_face_is_a_usage_error(tmp_path, capsys):
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     from talkface.cli import main
     from talkface.output.video import write_video
@@ -109,8 +109,8 @@ def test_eval_reenact_beats_the_static_baseline(tmp_path, clip):
 def test_real_clip_drives(tmp_path):
     from conftest import shared_path
 
-    from talkface.motion.drive import motions_from_points
     from talkface.analysis.tracking import track_video
+    from talkface.face.drive import motions_from_points
 
     video = shared_path("videos", "video_woman_hdtf_06.mp4")
     track = track_video(video, max_seconds=1.0)
@@ -125,3 +125,26 @@ def test_real_clip_drives(tmp_path):
     rest = np.array([m.expression.mouth_rest for m in own])
     assert rest[0] > 0.95 and abs(own[0].expression.jaw_open) < 0.02
     assert rest.min() < 0.5
+
+
+def test_drive_output_carries_watermark_and_label(tmp_path, clip):
+    """drive goes through the same core and pipeline: marked last, like generate."""
+    from PIL import Image
+    from skimage import data
+    from test_pipeline import label_change
+
+    from talkface.analysis.video import read_video_frames
+    from talkface.cli import main
+    from talkface.marking.watermark import verify_file
+
+    image = tmp_path / "portrait.png"
+    Image.fromarray(data.astronaut()).save(image)
+    common = ["drive", "--image", str(image), "--video", str(clip), "--size", "256", "--watermark-id", "77"]
+    labelled, plain = tmp_path / "labelled.mp4", tmp_path / "plain.mp4"
+    assert main([*common, "-o", str(labelled), "--label", "AI-generated"]) == 0
+    assert main([*common, "-o", str(plain)]) == 0
+    result = verify_file(labelled)
+    assert result.found and result.payload.user_id == 77
+    a, b = read_video_frames(labelled, max_frames=3)[0], read_video_frames(plain, max_frames=3)[0]
+    corner, rest = label_change(a[1], b[1])
+    assert corner > 8 and rest < 1.0, (corner, rest)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from talkface.engine import GenerateOptions, generate
 from talkface.analysis.tracking import track_frames
+from talkface.engine import GenerateOptions, generate
 from talkface.output.video import read_video_frames, write_video
 
 

@@ -81,5 +81,5 @@ def test_output_mark_is_one_the_payload_test_searches(face):
     from talkface.marking.watermark import FORMAT_VERSION, Payload
 
     anim = Animator(face, GenerateOptions(seed=0, watermark_id=7))
-    assert anim.watermarker.payload == Payload.written(7)
-    assert 1 <= anim.watermarker.payload.version <= FORMAT_VERSION
+    assert anim.marks.watermarker.payload == Payload.written(7)
+    assert 1 <= anim.marks.watermarker.payload.version <= FORMAT_VERSION

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from talkface.motion.controls import Controls
-from talkface.motion.generator import (EMOTION_STYLES, MotionGenerator, MouthShape, Prosody, eye_from_rig, eye_to_rig,
-                             head_to_rig)
+from talkface.motion.generator import EMOTION_STYLES, MotionGenerator, MouthShape, Prosody, eye_from_rig, eye_to_rig, head_to_rig
 
 FPS = 25.0
 
@@ -186,7 +185,8 @@ def test_emotions_change_the_face_and_the_motion():
 
 def test_dynamics_measures_on_known_signals():
     """The figures `talkface eval dynamics` reports, on series with known answers."""
-    from talkface.evaluation.dynamics import FPS as EFPS, clip_stats, count_blinks, resample
+    from talkface.evaluation.dynamics import FPS as EFPS
+    from talkface.evaluation.dynamics import clip_stats, count_blinks, resample
 
     t = np.arange(0, 60, 1 / EFPS)
     aperture = np.full(len(t), 0.3)

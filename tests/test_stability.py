@@ -3,7 +3,6 @@ talkface's own output."""
 import json
 
 import numpy as np
-
 from test_cli_errors import run_cli
 
 

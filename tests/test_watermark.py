@@ -13,18 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
-from talkface.marking import watermark as wmk
 from talkface.evaluation.watermark_eval import h264 as encode_decode
-
+from talkface.marking import watermark as wmk
 from talkface.marking.watermark import (
     FORMAT_VERSION,
+    Z_DECODE_THRESHOLD,
+    Z_EXACT_THRESHOLD,
+    Z_THRESHOLD,
     Detection,
     Payload,
     Watermarker,
     WatermarkReadError,
-    Z_DECODE_THRESHOLD,
-    Z_EXACT_THRESHOLD,
-    Z_THRESHOLD,
     detect_frames,
     verify_file,
 )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.errors import AudioError  # noqa: F401  (re-exported: the name stays importable here)
+
 SAMPLE_RATE = 16000
 HOP = 160            # 10 ms: features run at 100 Hz whatever the video frame rate
 WINDOW = 400         # 25 ms analysis window
@@ -20,9 +22,6 @@ FEATURE_RATE = SAMPLE_RATE / HOP
 MIN_DURATION_S = 0.05
 MAX_DURATION_S = 15 * 60.0
 
-
-class AudioError(ValueError):
-    """Unreadable, empty or out-of-range audio; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

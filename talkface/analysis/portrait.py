@@ -4,7 +4,6 @@ head's rest pose). Runs once per image.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from dataclasses import dataclass
@@ -13,10 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from talkface.analysis import landmarks as lm
-
-
-class PortraitError(ValueError):
-    """Unreadable image or no usable face; the message is one line for the user."""
+from talkface.errors import PortraitError  # noqa: F401  (re-exported: the name stays importable here)
+from talkface.native import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -50,45 +47,63 @@ class Portrait:
         return analyse(np.ascontiguousarray(data.astronaut()), size=size, name="astronaut")
 
 
+MAX_IMAGE_PIXELS = 100_000_000   # refused above this, before decoding (a 14000x14000 PNG is 196 MP)
+MAX_WORKING_SIDE = 4096           # larger pictures are scaled down while or right after decoding
+MIN_IMAGE_SIDE = 32
+
+
 def load_image(path: str | Path) -> np.ndarray:
-    """Any image Pillow reads, EXIF-rotated, as RGB uint8 (alpha composited on white)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Any image Pillow reads, EXIF-rotated, as RGB uint8 (alpha composited on white). The
+    pixel count is checked from the header before decoding; a picture larger than
+    MAX_WORKING_SIDE is scaled down (a JPEG while it decodes), so memory stays bounded."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise PortraitError(f"image path is a folder, not a file: {path}")
     if not path.is_file():
         raise PortraitError(f"image file not found: {path}")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            rgb = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _check_pixels(im.size, path)
+                rgb = _decoded_rgb(im)
+    except PortraitError:
+        raise
+    except Image.DecompressionBombError:
+        raise PortraitError(f"image is too large (over {MAX_IMAGE_PIXELS // 1_000_000} megapixels): {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise PortraitError(f"cannot read image {path}: {type(exc).__name__}") from None
-    if min(rgb.shape[:2]) < 32:
+    if min(rgb.shape[:2]) < MIN_IMAGE_SIDE:
         raise PortraitError(f"image is too small ({rgb.shape[1]}x{rgb.shape[0]}): {path}")
     return np.ascontiguousarray(rgb)
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """MediaPipe's C++ side logs to file descriptor 2 whatever Python asks; users should see
-    our messages, not its internals."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def _check_pixels(size: tuple[int, int], path: Path) -> None:
+    w, h = size
+    if w * h > MAX_IMAGE_PIXELS:
+        raise PortraitError(f"image is too large ({w}x{h}, {w * h / 1e6:.0f} megapixels; the limit is "
+                            f"{MAX_IMAGE_PIXELS // 1_000_000}): {path}")
+
+
+def _decoded_rgb(im) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    scale = MAX_WORKING_SIDE / max(im.size)
+    if scale < 1 and im.format == "JPEG":   # decode at 1/2, 1/4 or 1/8 scale directly
+        im.draft("RGB", (int(im.size[0] * scale), int(im.size[1] * scale)))
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    im = im.convert("RGB")
+    if max(im.size) > MAX_WORKING_SIDE:
+        im.thumbnail((MAX_WORKING_SIDE, MAX_WORKING_SIDE), Image.Resampling.LANCZOS)
+    return np.asarray(im)
 
 
 class _FaceModels:
@@ -100,7 +115,7 @@ class _FaceModels:
 
     def __init__(self) -> None:
         os.environ.setdefault("GLOG_minloglevel", "2")
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             import mediapipe as mp
 
             self._build(mp)
@@ -126,7 +141,7 @@ def detect_faces(image: np.ndarray) -> list[tuple[float, float, float, float]]:
     models = _FaceModels.get()
     h, w = image.shape[:2]
     boxes: list[tuple[float, float, float, float]] = []
-    with _FaceModels._lock, _quiet_native_stderr():
+    with _FaceModels._lock, quiet_native_stderr():
         results = [models.detect_near.process(image), models.detect_far.process(image)]
     for res in results:
         for det in res.detections or []:
@@ -151,7 +166,7 @@ def mesh_points(image: np.ndarray) -> np.ndarray | None:
     """478 face-mesh points (x, y, z in pixels) of the most prominent face, or None."""
     models = _FaceModels.get()
     h, w = image.shape[:2]
-    with _FaceModels._lock, _quiet_native_stderr():
+    with _FaceModels._lock, quiet_native_stderr():
         res = models.mesh.process(np.ascontiguousarray(image))
     if not res.multi_face_landmarks:
         return None
@@ -161,7 +176,7 @@ def mesh_points(image: np.ndarray) -> np.ndarray | None:
 
 def person_mask(image: np.ndarray) -> np.ndarray:
     models = _FaceModels.get()
-    with _FaceModels._lock, _quiet_native_stderr():
+    with _FaceModels._lock, quiet_native_stderr():
         mask = models.segment.process(np.ascontiguousarray(image)).segmentation_mask
     return np.clip(mask.astype(np.float32), 0.0, 1.0)
 
@@ -272,7 +287,7 @@ def refine_inner_lips(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def analyse(image: np.ndarray, size: int = 512, face_index: int = 0, name: str = "portrait") -> Portrait:
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         return _analyse(image, size, face_index, name)
 
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talkface.errors import SpeechError  # noqa: F401  (re-exported: the name stays importable here)
+
 __all__ = ["PhonemeEvent", "SpeechError", "SpokenText", "list_voices", "speak"]
 
-
-class SpeechError(ValueError):
-    """Bad voice name, empty text, bad parameter or espeak-ng failure (one-line message)."""
 
 
 @dataclass(frozen=True)

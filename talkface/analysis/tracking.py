@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.analysis import landmarks as lm
+from talkface.native import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -39,19 +40,15 @@ class FaceTracker:
     """MediaPipe face mesh in tracking mode (a new tracker per video)."""
 
     def __init__(self) -> None:
-        from talkface.analysis.portrait import _quiet_native_stderr
-
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             import mediapipe as mp
 
             self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1,
                                                         min_detection_confidence=0.3, min_tracking_confidence=0.3)
 
     def points(self, frame: np.ndarray) -> np.ndarray:
-        from talkface.analysis.portrait import _quiet_native_stderr
-
         h, w = frame.shape[:2]
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             res = self.mesh.process(np.ascontiguousarray(frame))
         if not res.multi_face_landmarks:
             return np.full((478, 3), np.nan, np.float32)
@@ -76,7 +73,7 @@ def track_frames(frames, times=None, name: str = "frames") -> VideoTrack:
 
 def track_video(path: str | Path, max_seconds: float | None = None) -> VideoTrack:
     """Track every frame of a video file, using its own timestamps."""
-    from talkface.output.video import iter_video_frames
+    from talkface.analysis.video import iter_video_frames
 
     path = Path(path)
     tracker = FaceTracker()

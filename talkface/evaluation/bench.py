@@ -31,8 +31,8 @@ def _bench_audio(seconds: float, path: str | None):
 def run_file_bench(seconds: float = 30.0, size: int = 512, fps: float = 25.0, image: str | None = None,
                    audio_path: str | None = None) -> dict:
     from talkface.analysis.audio import extract_features
-    from talkface.engine import Animator, FaceModel, GenerateOptions, generate, in_background
     from talkface.analysis.portrait import Portrait
+    from talkface.engine import Animator, FaceModel, GenerateOptions, generate, in_background
     from talkface.output.video import Mp4Writer
 
     audio = _bench_audio(seconds, audio_path)

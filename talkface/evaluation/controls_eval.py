@@ -25,6 +25,8 @@ import json
 import sys
 from pathlib import Path
 
+from talkface.errors import InputError
+
 FPS = 25.0
 SETTLE_FRAMES = 30      # controls ease in over ~1 s; measure after
 MEASURE_FRAMES = 12
@@ -50,7 +52,7 @@ def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
     from talkface.analysis.tracking import FaceTracker
 
-    img = face.renderer.render(face.rig.targets(motion))
+    img = face.render(motion)
     tracker = FaceTracker()
     try:
         for _ in range(3):
@@ -60,8 +62,8 @@ def _still_points(face, motion):
     return points
 
 def _frames(face, controls, audio, seed: int = 0):
-    from talkface.motion.controls import ControlTrack
     from talkface.engine import GenerateOptions, generate
+    from talkface.motion.controls import ControlTrack
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, controls=ControlTrack(base=controls.validated()))
     return [f.image for f in generate(face, audio, opts)]
@@ -132,10 +134,10 @@ def evaluate(log=lambda m: None, image: str | None = None) -> dict:
     import numpy as np
 
     from talkface.analysis.audio import Audio
-    from talkface.motion.controls import Controls
-    from talkface.engine import FaceModel
-    from talkface.motion.generator import Expression, MotionFrame
     from talkface.analysis.portrait import Portrait
+    from talkface.engine import FaceModel
+    from talkface.motion.controls import Controls
+    from talkface.motion.generator import Expression, MotionFrame
 
     face = FaceModel(Portrait.from_file(image) if image else Portrait.builtin())
     silence = Audio.silence((SETTLE_FRAMES + MEASURE_FRAMES + 1) / FPS)
@@ -253,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(tables, indent=2))
         return 0
     if args.image and not Path(args.image).is_file():
-            raise ValueError(f"image file not found: {args.image}")
+            raise InputError(f"image file not found: {args.image}")
     result = evaluate(log, args.image)
     print(f"gaze_err_deg {result['gaze_err_deg']:.2f}  pose_err_deg {result['pose_err_deg']:.2f}  "
           f"distance_err_rel {result['distance_err_rel']:.4f}")
@@ -267,11 +269,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "controls"] + sys.argv[1:]))
-
 
 # ----------------------------------------------------------------------------- calibration
 HEAD_SWEEP = {"yaw": tuple(range(-40, 41, 5)), "pitch": tuple(range(-35, 36, 5)), "roll": tuple(range(-25, 26, 5))}
@@ -283,9 +280,9 @@ def calibrate(log=lambda m: None) -> dict:
     axis and eye axis, commanded rig degrees -> measured degrees (and the cross-talk into
     pitch). motion.py inverts these tables; rerun after changing the rig or renderer:
     `talkface eval controls --calibrate`."""
+    from talkface.analysis.portrait import Portrait
     from talkface.engine import FaceModel
     from talkface.motion.generator import Expression, MotionFrame
-    from talkface.analysis.portrait import Portrait
 
     face = FaceModel(Portrait.builtin())
     rest = face.rest_gaze

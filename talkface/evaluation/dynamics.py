@@ -27,6 +27,8 @@ import json
 import sys
 from pathlib import Path
 
+from talkface.errors import InputError
+
 FPS = 25.0
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac", ".opus"}
@@ -208,15 +210,15 @@ def first_frame(path: Path):
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
             return frame.to_ndarray(format="rgb24")
-    raise ValueError(f"no video frames in {path}")
+    raise InputError(f"no video frames in {path}")
 
 
 def render_and_track(face, audio, seed: int, controls=None, name: str = "generated"):
     """Render talkface output (no watermark) for `audio` and track the frames."""
     import numpy as np
 
-    from talkface.engine import GenerateOptions, generate
     from talkface.analysis.tracking import track_frames
+    from talkface.engine import GenerateOptions, generate
 
     opts = GenerateOptions(fps=FPS, seed=seed, watermark_id=None, **({"controls": controls} if controls else {}))
     frames = [f.image for f in generate(face, audio, opts)]
@@ -242,8 +244,8 @@ def run_real(videos: list[Path], max_seconds: float | None, log) -> dict:
 
 def run_generated(videos: list[Path], audios: list[Path], max_seconds: float | None, seed: int, log) -> dict:
     from talkface.analysis.audio import SAMPLE_RATE, checked_audio, load_audio
-    from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel
 
     out = {}
     builtin = FaceModel(Portrait.builtin())
@@ -285,12 +287,12 @@ def run(args: argparse.Namespace) -> int:
     videos_dir, audio_dir = Path(args.videos), Path(args.audio)
     for d, what in ((videos_dir, "--videos"), (audio_dir, "--audio")):
         if not d.is_dir():
-            raise ValueError(f"{what} folder not found: {d}")
+            raise InputError(f"{what} folder not found: {d}")
     videos, audios = _files(videos_dir, VIDEO_EXT), _files(audio_dir, AUDIO_EXT)
     if not videos:
-        raise ValueError(f"no videos in {videos_dir}")
+        raise InputError(f"no videos in {videos_dir}")
     if not audios:
-        raise ValueError(f"no audio clips in {audio_dir}")
+        raise InputError(f"no audio clips in {audio_dir}")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -327,8 +329,3 @@ def table(real: dict, gen: dict, check: dict) -> str:
     lines.append("checks: " + ", ".join(f"{k}={'ok' if v else 'FAIL'}" for k, v in check.items()))
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "dynamics"] + sys.argv[1:]))

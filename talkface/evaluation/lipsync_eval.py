@@ -20,60 +20,18 @@ animates the video's first frame with its own audio and scores the rendered mout
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from talkface.errors import InputError
+from talkface.lipsync.real_clips import cache_dir, groups_of, real_mouth, stream_start_gap  # noqa: F401
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 MAX_LAG = 2
 KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
         "quiet_closed")
-
-
-# ------------------------------------------------------------------ real mouth (cached)
-def cache_dir(override: str | None = None) -> Path:
-    base = Path(override) if override else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkface" / "lipsync"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def _key(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|v2".encode()).hexdigest()[:16]
-
-
-def stream_start_gap(path: Path) -> float:
-    """Seconds from the first audio sample to the first video frame (the video stream may start late)."""
-    import av
-
-    with av.open(str(path)) as c:
-        v = next(c.decode(video=0)).time
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return 0.0
-        a = next(c.decode(audio=0)).time
-    return float((v or 0.0) - (a or 0.0))
-
-
-def real_mouth(path: str | Path, cache: str | None = None) -> dict:
-    """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
-    units) of a real video, cached."""
-    from talkface.analysis.tracking import track_video
-
-    path = Path(path)
-    f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
-    if f.is_file():
-        with np.load(f) as z:
-            return {k: z[k] for k in z.files}
-    track = track_video(path)
-    out = {"times": track.times.astype(np.float64) + stream_start_gap(path), "opening": track.mouth_opening().astype(np.float64),
-           "width": track.mouth_width().astype(np.float64), "points": track.points.astype(np.float32)}
-    np.savez_compressed(f, **out)
-    return out
 
 
 # ------------------------------------------------------------------ metrics
@@ -210,9 +168,9 @@ def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
     """Animate the video's first frame with its own audio; the tracked rendered opening at `times`."""
     import av
 
-    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
     from talkface.analysis.portrait import analyse
     from talkface.analysis.tracking import track_frames
+    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
 
     with av.open(str(path)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
@@ -300,10 +258,8 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
         feats = extract_features(audio)
         data.append((p, m, audio, feats))
     # ridge baseline, leave-one-video-out (same footage held out together)
-    from talkface.training.lipsync import groups_of
-
     if not data:
-        raise ValueError("no video with a trackable face")
+        raise InputError("no video with a trackable face")
 
     names = [p.stem for p, *_ in data]
     group = {n: tuple(g) for g in groups_of(names) for n in g}
@@ -313,7 +269,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
 
         shipped = load_trained(weights)
         if shipped is None:
-            raise ValueError(f"weights not found: {weights}")
+            raise InputError(f"weights not found: {weights}")
     else:
         shipped = default_model()
     results = []
@@ -374,18 +330,13 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.videos)
     if not folder.is_dir():
-        raise ValueError(f"videos folder not found: {folder}")
+        raise InputError(f"videos folder not found: {folder}")
     videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT)
     if not videos:
-        raise ValueError(f"no videos in {folder}")
+        raise InputError(f"no videos in {folder}")
     out = evaluate(videos, args.model, args.render, Path(args.plot) if args.plot else None, args.cache, args.weights,
                    log=lambda s: print(s, flush=True))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
 
-
-if __name__ == "__main__":
-    from talkface.cli import main
-
-    sys.exit(main(["eval", "lipsync", *sys.argv[1:]]))

@@ -1,7 +1,7 @@
 """`talkface eval reenact`: re-render real videos from their first frame and compare.
 
 For each video: its first frame is the portrait (analysed like any image), the video itself
-is the driver (talkface.motion.drive), and every rendered frame is compared with the real frame in
+is the driver (talkface.face.drive), and every rendered frame is compared with the real frame in
 the portrait's crop space:
 
 - psnr / ssim over the whole crop (the part inside the video), psnr_face / ssim_face over the real face oval;
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.errors import InputError
+
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 # metric -> (per-frame value, how frames are pooled)
 POOLED = {"id_distance": ("id_portrait", max), "id_distance_mean": ("id_portrait", np.mean),
@@ -38,7 +40,7 @@ METRICS = ("psnr_face", "ssim_face", "psnr", "ssim", "landmark_nme", *POOLED,
            "static_mouth_open_error")
 
 
-class ReenactError(ValueError):
+class ReenactError(InputError):
     """Bad arguments or unreadable input; one line for the user."""
 
 
@@ -112,7 +114,7 @@ def nme(real: np.ndarray, other: np.ndarray) -> float:
 
 # ---------------------------------------------------------------------- one video
 def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray], np.ndarray]:
-    from talkface.output.video import VideoReadError, read_video_frames
+    from talkface.analysis.video import VideoReadError, read_video_frames
 
     try:
         frames, times = read_video_frames(path, max_seconds=max_seconds)
@@ -126,10 +128,10 @@ def read_frames(path: Path, max_seconds: float | None) -> tuple[list[np.ndarray]
 def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512, sheet_dir: Path | None = None,
                    identity: IdentityModel | None = None) -> dict:
     from talkface.analysis import landmarks as lm
-    from talkface.motion.drive import motions_from_points
-    from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait, square_crop
     from talkface.analysis.tracking import track_frames
+    from talkface.engine import FaceModel
+    from talkface.face.drive import motions_from_points
 
     frames, times = read_frames(path, max_seconds)
     portrait = Portrait.from_image(frames[0], size=size, name=path.name)
@@ -138,7 +140,7 @@ def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512
     real_track = track_frames(real, times, name=path.stem)
     motions = motions_from_points(real_track.points)
     face = FaceModel(portrait)
-    rendered = [face.renderer.render(face.rig.targets(m)) for m in motions]
+    rendered = [face.render(m) for m in motions]
     rend_track = track_frames(rendered, times, name=path.stem + "-rendered")
     static = portrait.image
     # whole-frame metrics only where the crop is inside the video (the rest is replicated edge)

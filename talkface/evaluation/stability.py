@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.errors import InputError
+
 FPS = 25.0
 
 
-class StabilityError(ValueError):
+class StabilityError(InputError):
     """Bad arguments; one line for the user."""
 
 
@@ -71,8 +73,8 @@ def frame_changes(frames, regions: dict[str, np.ndarray]) -> dict:
 
 def _frames(face, seconds: float, motion_scale: float, watermark_id, seed: int):
     from talkface.analysis.audio import Audio
-    from talkface.motion.controls import Controls, ControlTrack
     from talkface.engine import GenerateOptions, generate
+    from talkface.motion.controls import Controls, ControlTrack
 
     controls = ControlTrack(base=Controls(motion_scale=motion_scale).validated())
     options = GenerateOptions(fps=FPS, seed=seed, controls=controls, watermark_id=watermark_id)
@@ -196,10 +198,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from talkface.cli import progress_bar
-    from talkface.engine import FaceModel
     from talkface.analysis.portrait import Portrait
+    from talkface.engine import FaceModel
     from talkface.evaluation.reenact import load_identity_model
+    from talkface.progress import progress_bar
 
     if args.image and not Path(args.image).is_file():
         raise StabilityError(f"image file not found: {args.image}")

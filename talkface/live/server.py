@@ -21,6 +21,8 @@ import argparse
 import ipaddress
 import sys
 
+from talkface.errors import InputError
+
 LIVE_AUDIO_RATE = 24000
 FRAME_MAGIC = b"TFF1"
 # magic, frame index, pts (s), sent (unix s), flags (1 speech, 2 utterance end, 4 repeat the previous
@@ -75,13 +77,13 @@ class ServerConfig:
                  max_seconds: float = 120.0, max_sessions: int = 2, fps: float = 25.0,
                  max_text_chars: int = 2000, max_record_seconds: float = 600.0) -> None:
         if not 1.0 <= max_seconds <= 900.0:
-            raise ValueError(f"--max-seconds must be between 1 and 900, got {max_seconds:g}")
+            raise InputError(f"--max-seconds must be between 1 and 900, got {max_seconds:g}")
         if not 5.0 <= fps <= 60.0:
-            raise ValueError(f"--fps must be between 5 and 60, got {fps:g}")
+            raise InputError(f"--fps must be between 5 and 60, got {fps:g}")
         if max_sessions < 1:
-            raise ValueError("--max-sessions must be 1 or more")
+            raise InputError("--max-sessions must be 1 or more")
         if max_upload_bytes < 1024:
-            raise ValueError("--max-upload-mb is too small")
+            raise InputError("--max-upload-mb is too small")
         self.token = token
         self.max_upload_bytes = max_upload_bytes
         self.max_seconds = max_seconds
@@ -101,7 +103,6 @@ MAX_PORTRAITS = 8
 def _suffix(filename: str | None, default: str) -> str:
     """A safe file suffix from a client's file name (never a path)."""
     import re
-
     from pathlib import PurePath
 
     suffix = PurePath(filename or "").suffix.lower()
@@ -224,9 +225,9 @@ def create_app(config: ServerConfig | None = None):
     from starlette.websockets import WebSocketDisconnect
 
     from talkface import __version__
-    from talkface.motion.controls import ControlError
-    from talkface.engine import FaceModel, GenerateOptions
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel, GenerateOptions
+    from talkface.motion.controls import ControlError
 
     config = config or ServerConfig()
     # uploads stay in memory up to the body cap instead of spilling to the system temp folder
@@ -418,9 +419,9 @@ def create_app(config: ServerConfig | None = None):
 
     @app.websocket("/v1/live")
     async def live(ws: WebSocket, portrait: str = "builtin"):
-        from talkface.motion.controls import ControlTrack
         from talkface.analysis.speech import SpeechError, speak
         from talkface.live.stream import AvatarStream, StreamFull
+        from talkface.motion.controls import ControlTrack
 
         if not _same_origin(ws.headers):   # WebSockets are not covered by the browser's CORS checks
             await ws.close(code=1008, reason="cross-origin connection refused")
@@ -544,8 +545,8 @@ def _render_file(config: ServerConfig, tmp, paths, has_image: bool, text, voice,
     from fastapi import HTTPException
 
     from talkface.analysis.audio import AudioError, checked_audio, load_audio
-    from talkface.engine import FaceModel, generate
     from talkface.analysis.portrait import Portrait, PortraitError
+    from talkface.engine import FaceModel, generate
     from talkface.output.video import write_video
 
     limit = config.max_seconds

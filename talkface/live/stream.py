@@ -25,17 +25,18 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from talkface.analysis.audio import SAMPLE_RATE, resample
 from talkface.engine import Animator, FaceModel, GenerateOptions
+from talkface.errors import InputError
 
 __all__ = ["AvatarStream", "StreamFrame", "StreamFull", "run_stream_bench"]
 
 
-class StreamFull(ValueError):
+class StreamFull(InputError):
     """More audio queued than the stream accepts (see `max_queue_s`)."""
 
 
@@ -446,7 +447,7 @@ class AvatarStream:
             self.stats["frames"] += 1
             self.stats["speech_frames"] += int(frame.speech)
             n += 1
-            object.__setattr__(frame, "released", time.monotonic())
+            frame = replace(frame, released=time.monotonic())
             yield frame
 
     def close(self) -> None:

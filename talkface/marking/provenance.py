@@ -15,12 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from talkface.errors import ProvenanceError  # noqa: F401  (re-exported: the name stays importable here)
+
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 LOCAL_CERT_DIR = Path(os.environ.get("TALKFACE_C2PA_DIR", Path.home() / ".config" / "talkface" / "c2pa"))
 
-
-class ProvenanceError(ValueError):
-    """C2PA unavailable, or a certificate or key that cannot be used; one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def manifest_json(version: str) -> str:
 def sign_mp4(src: Path, dst: Path, identity: SigningIdentity) -> None:
     """Write `dst`: `src` with a signed C2PA manifest embedded."""
     c2pa = _require_c2pa()
-    from talkface import __version__
+    from talkface.version import __version__
 
     try:
         chain = identity.cert_chain_pem.read_bytes()

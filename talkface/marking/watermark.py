@@ -73,6 +73,8 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from talkface.errors import InputError, WatermarkReadError  # noqa: F401  (WatermarkReadError re-exported here)
+
 __all__ = [
     "Payload",
     "Detection",
@@ -172,11 +174,6 @@ NOISE_NEIGHBOURS = 9
 _CONV_G = (0o133, 0o171)  # NASA standard K=7 rate-1/2 code
 _CONV_K = 7
 
-
-class WatermarkReadError(ValueError):
-    """The input file could not be read as an image or a video."""
-
-
 # ---------------------------------------------------------------------------
 # Payload
 
@@ -213,8 +210,8 @@ class Payload:
     def __post_init__(self) -> None:
         if not 0 <= int(self.version) <= 255:
             raise ValueError("version must be in 0..255")
-        if not 0 <= int(self.user_id) <= 0xFFFF:
-            raise ValueError("user_id must be in 0..65535")
+        if isinstance(self.user_id, bool) or not isinstance(self.user_id, (int, np.integer)) or not 0 <= self.user_id <= 0xFFFF:
+            raise InputError(f"watermark id must be a whole number between 0 and 65535, got {self.user_id!r}")
 
     @classmethod
     def written(cls, user_id: int = 0) -> "Payload":

@@ -7,14 +7,14 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from talkface.errors import ControlError  # noqa: F401  (re-exported: the name stays importable here)
+
 EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
 
-
-class ControlError(ValueError):
-    """A control value out of range or malformed; one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class Controls:
     emotion_strength: float = 0.6
     motion_scale: float = 1.0                     # 0 still head, 1 natural, 2 lively
 
-    def validated(self) -> "Controls":
+    def __post_init__(self) -> None:
+        """Every Controls in existence is in range: checked here, not when a caller remembers."""
         if self.gaze is not None:
             _check_range("gaze yaw", self.gaze[0], -30, 30)
             _check_range("gaze pitch", self.gaze[1], -20, 20)
@@ -41,11 +42,14 @@ class Controls:
             raise ControlError(f"unknown emotion '{self.emotion}' (choose one of: {', '.join(EMOTIONS)})")
         _check_range("emotion-strength", self.emotion_strength, 0.0, 1.0)
         _check_range("motion-scale", self.motion_scale, 0.0, 2.0)
+
+    def validated(self) -> "Controls":
+        """Kept for callers written before the check moved into the constructor."""
         return self
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not lo <= value <= hi:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or not lo <= value <= hi:
         raise ControlError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
 
 
@@ -148,6 +152,18 @@ class ControlTrack:
             keyframes.append(Keyframe(float(item["time"]), values))
         keyframes.sort(key=lambda k: k.time)
         return cls(base=base, keyframes=tuple(keyframes))
+
+
+def controls_from_mapping(values: dict, base: Controls = Controls(), where: str = "controls") -> Controls:
+    """Controls from their JSON names (as in a --controls keyframe, without 'time'), over `base`:
+    {"emotion": "happy", "head_pose": [-10, 0, 0], "gaze": "camera"}. One-line ControlError."""
+    if not isinstance(values, dict):
+        raise ControlError(f"{where}: expected an object of controls, got {values!r}")
+    parsed = _keyframe_values({k: v for k, v in values.items() if k != "time"}, where)
+    try:
+        return _apply(base, parsed)
+    except ControlError as exc:
+        raise ControlError(f"{where}: {exc}") from None
 
 
 _KEYS = {"gaze", "head_pose", "head_distance", "emotion", "emotion_strength", "motion_scale", "time"}

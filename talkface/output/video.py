@@ -8,18 +8,17 @@ import os
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
 from talkface.analysis.audio import Audio
+from talkface.analysis.video import VideoReadError, iter_video_frames, read_video_frames  # noqa: F401  (re-exported)
+from talkface.errors import OutputError  # noqa: F401  (re-exported: the name stays importable here)
 
 GENERATOR_TAG = "talkface"
 AI_GENERATED_COMMENT = "AI-generated talking-face video made by talkface {version} (synthetic media; invisible watermark inside)"
 
-
-class OutputError(ValueError):
-    """The output path cannot be written; one line for the user."""
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -43,7 +42,7 @@ class Mp4Writer:
                  crf: int = 20, preset: str = "veryfast", metadata: dict | None = None, c2pa=None) -> None:
         import av
 
-        from talkface import __version__
+        from talkface.version import __version__
 
         self.path = check_output_path(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent or ".")
@@ -186,50 +185,3 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
     out[max(y0, 0):h - pad, max(x0, 0):w - pad] = (box * 0.45).astype(np.uint8)
     cv2.putText(out, text, (x0 + pad, h - base - 2 * pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
-
-
-class VideoReadError(ValueError):
-    """A video that cannot be opened or decoded; one line for the user."""
-
-
-def iter_video_frames(path: str | Path, max_seconds: float | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """(seconds from the first frame, RGB frame) for each frame, from the stream's own
-    timestamps, so variable-frame-rate video is timed right."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except Exception as exc:  # FFmpeg raises many error types; the user needs one line
-        raise VideoReadError(f"cannot read video {path}: {_first_line(exc)}") from None
-    with container:
-        if not container.streams.video:
-            raise VideoReadError(f"no video stream in {path}")
-        stream = container.streams.video[0]
-        start = None
-        n = 0
-        try:
-            for frame in container.decode(stream):
-                t = float(frame.time) if frame.time is not None else n / float(stream.average_rate or 25)
-                start = t if start is None else start
-                if max_seconds is not None and t - start > max_seconds:
-                    break
-                n += 1
-                yield t - start, frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as exc:
-            raise VideoReadError(f"cannot decode video {path}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def read_video_frames(path: str | Path, max_frames: int | None = None,
-                      max_seconds: float | None = None) -> tuple[list[np.ndarray], list[float]]:
-    """Decode RGB frames and their timestamps (seconds), for tests and evaluation."""
-    frames, times = [], []
-    for t, image in iter_video_frames(path, max_seconds):
-        frames.append(image)
-        times.append(t)
-        if max_frames and len(frames) >= max_frames:
-            break
-    return frames, times

@@ -37,11 +37,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from talkface.errors import InputError
+from talkface.lipsync.real_clips import SAME_FOOTAGE, groups_of  # noqa: F401
+
 if TYPE_CHECKING:
     from talkface.analysis.audio import AudioFeatures
 
-# Same footage in two files: always on the same side of a split.
-SAME_FOOTAGE = ({"video_woman_frontal_03", "video_woman_hdtf_06"},)
 
 # A few sentences per language; espeak voices speak them (ja in kana: the ja voice cannot read kanji).
 CORPUS = {
@@ -302,7 +303,7 @@ REAL_OPEN_MEDIAN, REAL_OPEN_STD, REAL_WIDTH_STD = 0.11, 0.06, 0.03  # IOD: typic
 def real_clip(path: Path, cache: str | None = None):
     """(features, targets (T,4) with NaN where unknown, name) for one real video."""
     from talkface.analysis.audio import extract_features, frame_time, load_audio
-    from talkface.evaluation.lipsync_eval import real_mouth
+    from talkface.lipsync.real_clips import real_mouth
 
     m = real_mouth(path, cache)
     feats = extract_features(load_audio(path))
@@ -358,20 +359,6 @@ def revoiced_set(real: list, videos: Path, copies: int, seed: int) -> list[Revoi
                 targets[inside, j] = np.interp(t[inside], t_video[ok], y[ok, j])
             out.append(Revoiced(feats, targets, name, float(rate)))
     return out
-
-
-def groups_of(names: list[str]) -> list[list[str]]:
-    groups, seen = [], set()
-    for n in names:
-        if n in seen:
-            continue
-        g = [n]
-        for same in SAME_FOOTAGE:
-            if n in same:
-                g = sorted(x for x in names if x in same)
-        seen.update(g)
-        groups.append(g)
-    return groups
 
 
 # ------------------------------------------------------------------ model fitting
@@ -574,8 +561,8 @@ def train_all(videos: Path | None, setup: TrainSetup, cache: str | None, folds: 
 def quantile_map(fold_models: dict, real: list, videos: Path, cache: str | None, log=print) -> dict:
     """Quantiles of the held-out predicted opening (each video by the fold model that never
     saw it) against those of the real raw opening (IOD, closed = 0), pooled over the videos."""
-    from talkface.evaluation.lipsync_eval import real_mouth
     from talkface.lipsync.model import LearnedMouth
+    from talkface.lipsync.real_clips import real_mouth
 
     preds, reals = [], []
     for held, params in fold_models.items():
@@ -601,9 +588,9 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
     over), and keep the least-squares line through the origin of opening / width change
     (IOD) per unit of each coefficient."""
     from talkface.analysis import landmarks as lm
+    from talkface.analysis.portrait import Portrait, mesh_points
     from talkface.engine import FaceModel
     from talkface.motion.generator import Expression, still_frame
-    from talkface.analysis.portrait import Portrait, mesh_points
 
     face = FaceModel(Portrait.builtin())
 
@@ -611,7 +598,7 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
         op, wd = [], []
         for v in values:
             motion = still_frame(Expression(**{name: float(v)}))
-            pts = mesh_points(face.renderer.render(face.rig.targets(motion)))
+            pts = mesh_points(face.render(motion))
             op.append(lm.mouth_opening(pts) if pts is not None else np.nan)
             wd.append(lm.mouth_width(pts) if pts is not None else np.nan)
         return np.array(op), np.array(wd)
@@ -660,7 +647,7 @@ def _recalibrate(out: Path) -> int:
 
     params = load_params(out)
     if params is None:
-        raise ValueError(f"no weights to calibrate: {out}")
+        raise InputError(f"no weights to calibrate: {out}")
     cal = calibrate(lambda m: print(m, file=sys.stderr, flush=True))
     params.update(cal)
     np.savez_compressed(out, **params)
@@ -683,16 +670,16 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate_only:
         return _recalibrate(out)
     if args.videos and not any(Path(args.videos).glob("*.mp4")):
-        raise ValueError(f"no .mp4 videos in {args.videos}")
+        raise InputError(f"no .mp4 videos in {args.videos}")
     if args.synthetic < 1:
-        raise ValueError("--synthetic must be at least 1")
+        raise InputError("--synthetic must be at least 1")
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
     if args.members < 1 or args.revoice < 0:
-        raise ValueError("--members must be at least 1 and --revoice at least 0")
+        raise InputError("--members must be at least 1 and --revoice at least 0")
     setup = TrainSetup(n_synth=args.synthetic, seed=args.seed, epochs=args.epochs, members=args.members,
                        revoiced=args.revoice)
     final, fold_models, _, shifts, info = train_all(Path(args.videos) if args.videos else None, setup, args.cache,

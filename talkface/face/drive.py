@@ -12,19 +12,13 @@ driver's own inter-ocular distance), so they transfer to any portrait's rig.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-from typing import Iterable, Iterator
-
 import numpy as np
 
 from talkface.analysis import landmarks as lm
+from talkface.errors import DriveError  # noqa: F401  (re-exported: the name stays importable here)
 
 CROP = 512  # the driver is measured in a head crop of this size, like a portrait
 
-
-class DriveError(ValueError):
-    """Unusable driving video; one line for the user."""
 
 
 # Points that move with the skull, not with the jaw, lids or brows.
@@ -212,86 +206,8 @@ def motions_from_points(points: np.ndarray, eye_reference: str = "first") -> lis
     return out
 
 
-def render_motions(face, motions: Iterable, times: Iterable[float] | None = None) -> Iterator:
-    """Engine Frames of the portrait following the given motions."""
-    from talkface.engine import Frame
-
-    times = list(times) if times is not None else None
-    for i, m in enumerate(motions):
-        image = face.renderer.render(face.rig.targets(m))
-        yield Frame(index=i, time=times[i] if times is not None else i / 25.0, image=image, motion=m)
-
-
 def frame_rate(times: np.ndarray) -> float:
     if len(times) < 2:
         return 25.0
     dt = float(np.median(np.diff(times)))
     return float(np.clip(1.0 / dt, 1.0, 120.0)) if dt > 0 else 25.0
-
-
-# ---------------------------------------------------------------------- command
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image", required=True, help="portrait to animate")
-    parser.add_argument("--video", required=True, help="driving video (a face; its audio is used)")
-    parser.add_argument("-o", "--output", required=True, help="output .mp4")
-    parser.add_argument("--size", type=int, default=512, help="output size in pixels; default 512")
-    parser.add_argument("--face-index", type=int, default=0, help="which face in the portrait, largest first")
-    parser.add_argument("--framing", choices=("crop", "full"), default="crop",
-                        help="crop: the head crop (default); full: the whole picture")
-    parser.add_argument("--max-seconds", type=float, default=None, help="use only the start of the driver")
-    parser.add_argument("--watermark-id", type=int, default=0, help="0..65535, carried in the invisible watermark")
-
-
-def run(args: argparse.Namespace) -> int:
-    from talkface.analysis.audio import AudioError, load_audio
-    from talkface.engine import FaceModel
-    from talkface.analysis.portrait import Portrait
-    from talkface.analysis.tracking import track_video
-    from talkface.output.video import check_output_path, write_video
-
-    out = check_output_path(args.output)
-    video = Path(args.video)
-    if not video.is_file():
-        raise DriveError(f"driving video not found: {video}")
-    if not 64 <= args.size <= 2048:
-        raise DriveError(f"--size must be between 64 and 2048, got {args.size}")
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        raise DriveError(f"--max-seconds must be positive, got {args.max_seconds:g}")
-    if not 0 <= args.watermark_id <= 65535:
-        raise DriveError(f"--watermark-id must be between 0 and 65535, got {args.watermark_id}")
-    portrait = Portrait.from_file(args.image, size=args.size, face_index=args.face_index)
-    try:
-        track = track_video(video, max_seconds=args.max_seconds)
-    except Exception as exc:  # FFmpeg's many errors: one line
-        raise DriveError(f"cannot read driving video {video}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if len(track.times) == 0:
-        raise DriveError(f"no video frames in {video}")
-    motions = motions_from_points(track.points, eye_reference="typical")
-    try:
-        audio = load_audio(video, rate=48000)
-        if args.max_seconds is not None:
-            from talkface.analysis.audio import Audio
-
-            audio = Audio(audio.samples[: int(args.max_seconds * audio.sample_rate)], audio.sample_rate)
-    except AudioError:
-        audio = None  # a silent driver makes a silent video
-    face = FaceModel(portrait)
-    frames = render_motions(face, motions, track.times)
-    frames = _watermarked(frames, args.watermark_id)
-    if args.framing == "full":
-        from talkface.render.framing import full_frame
-
-        frames = full_frame(portrait, frames)
-    write_video(out, frames, audio, fps=frame_rate(track.times))
-    print(str(out))
-    return 0
-
-
-def _watermarked(frames, user_id: int):
-    import dataclasses
-
-    from talkface.marking.watermark import Payload, Watermarker
-
-    marker = Watermarker(Payload.written(user_id=user_id))
-    for f in frames:
-        yield dataclasses.replace(f, image=marker.embed(f.image))
