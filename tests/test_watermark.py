@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from talkface.marking import watermark as wmk
+from talkface.marking.watermark import coding
 from talkface.evaluation.watermark_eval import h264 as encode_decode
 
 from talkface.marking.watermark import (
@@ -135,13 +135,13 @@ def test_other_user_id_is_decoded(clip: list[np.ndarray]) -> None:
 def test_all_user_id_scores_match_their_codewords() -> None:
     # The closed-form scores of all 65536 user ids (one Walsh-Hadamard
     # transform) equal the correlation with each payload's own codeword.
-    soft = np.random.default_rng(2).normal(size=wmk.CODED_BITS)
-    scores = wmk._user_id_scores(soft, FORMAT_VERSION)
+    soft = np.random.default_rng(2).normal(size=coding.CODED_BITS)
+    scores = coding.user_id_scores(soft, FORMAT_VERSION)
     for uid in (0, 1, 0x8000, 0xBEEF, 65535):
-        coded = wmk._conv_encode(Payload(FORMAT_VERSION, uid).to_bits())
+        coded = coding.conv_encode(Payload(FORMAT_VERSION, uid).to_bits())
         assert scores[uid] == pytest.approx(float(soft @ (2.0 * coded - 1.0)))
-    coded = wmk._conv_encode(PAYLOAD.to_bits())
-    assert int(np.argmax(wmk._user_id_scores(2.0 * coded - 1.0, FORMAT_VERSION))) == PAYLOAD.user_id
+    coded = coding.conv_encode(PAYLOAD.to_bits())
+    assert int(np.argmax(coding.user_id_scores(2.0 * coded - 1.0, FORMAT_VERSION))) == PAYLOAD.user_id
 
 
 def test_weak_mark_is_confirmed_by_the_payload_test(clip: list[np.ndarray]) -> None:

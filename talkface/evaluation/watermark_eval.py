@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 
 from talkface.marking import watermark as wmk
+from talkface.marking.watermark.detection import analyse, analysis_factor, residual
+from talkface.marking.watermark.reading import read_image
 
 FPS = 25
 EXCERPT_S = 2.0
@@ -172,14 +174,14 @@ def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, ex
     keeps the benchmark within minutes.
     """
     n = int(round(EXCERPT_S * fps))
-    res = [wmk._residual(f) for f in frames]
-    factor = wmk._analysis_factor(*frames[0].shape[:2])
+    res = [residual(f) for f in frames]
+    factor = analysis_factor(*frames[0].shape[:2])
     csum = np.cumsum(np.stack(res), axis=0, dtype=np.float64)
     out = []
     step = max(1, int(round(stride_s * fps)))
     for a in range(0, len(frames) - n + 1, step):
         acc = csum[a + n - 1] - (csum[a - 1] if a > 0 else 0.0)
-        d = wmk._analyse(acc.astype(np.float32), n, factor)
+        d = analyse(acc.astype(np.float32), n, factor)
         out.append({"start": a / fps, **outcome(d, expected)})
     return out
 
@@ -251,7 +253,7 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
         # The file itself, then geometric variants: they send the detector
         # down its estimated-period paths, whose null has to hold as well.
         out = [outcome(wmk.verify_file(p), none)]
-        out += [outcome(wmk.detect_frames([img]), none) for img in _image_variants(wmk._read_image(p))]
+        out += [outcome(wmk.detect_frames([img]), none) for img in _image_variants(read_image(p))]
         record(p.name, out)
     log(f"  fp images: {sum(1 for p in _files(dirs, IMAGE_EXT))} checked, each also rescaled and cropped")
     z = np.array([e["z"] for e in checks]) if checks else np.zeros(1)
