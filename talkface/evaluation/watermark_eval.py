@@ -28,13 +28,21 @@ import cv2
 import numpy as np
 
 from talkface.marking import watermark as wmk
-from talkface.marking.watermark.detection import analyse, analysis_factor, residual
-from talkface.marking.watermark.reading import read_image
+from talkface.marking.watermark.detection import (
+    N_DECODE_TESTS,
+    N_EXACT_TESTS,
+    N_TESTS,
+    analyse,
+    analysis_factor,
+    gaussian_tail,
+    residual,
+)
+from talkface.marking.watermark.reading import iter_video, read_image
 
 FPS = 25
 EXCERPT_S = 2.0
 SIZE = 512
-VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -280,6 +288,166 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
     }
 
 
+
+# ---------------------------------------------------------------------------
+# Chained degradations on real talkface renders (issue 18)
+
+CHAIN_SECONDS = 5.0  # rendered per portrait
+PORTRAIT_GLOBS = ("photo_*", "painting_*")  # shared portraits rendered besides the built-in one
+SCREEN_UPSCALE = 1.5
+SCREEN_BLUR_SIGMA = 0.8  # px at the upscaled size
+SCREEN_JPEG_QUALITY = 70
+
+
+def render_clips(image_dir: Path, seconds: float, max_portraits: int, log: Callable[[str], None]) -> list[tuple[str, list[np.ndarray]]]:
+    """Unmarked talkface renders (512 px, 25 fps) of the built-in portrait and
+    of the shared portraits, each speaking a different shared clip (or a
+    tone when there is no shared audio)."""
+    from talkface import Audio, Portrait, PortraitError, generate, load_audio
+    from talkface.analysis.audio import SAMPLE_RATE
+    from talkface.engine import GenerateOptions
+
+    sources: list[tuple[str, Path | None]] = [("builtin", None)]
+    for pattern in PORTRAIT_GLOBS:
+        sources += [(p.stem, p) for p in sorted(image_dir.glob(pattern))]
+    audios = sorted((image_dir.parent / "audio").glob("speech_*.wav"))
+    clips = []
+    for name, path in sources[:max_portraits]:
+        try:
+            portrait = Portrait.builtin() if path is None else Portrait.from_file(path)
+        except PortraitError as exc:
+            log(f"  skip {name}: {exc}")
+            continue
+        n = int(seconds * SAMPLE_RATE)
+        if audios:
+            audio = load_audio(audios[len(clips) % len(audios)])
+            samples = audio.samples[:n]
+        else:
+            samples = (0.2 * np.sin(2 * np.pi * 180 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)
+        frames = [f.image for f in generate(portrait, Audio(samples, SAMPLE_RATE), GenerateOptions(watermark_id=None))]
+        clips.append((name, frames))
+        log(f"  rendered {name}: {len(frames)} frames")
+    return clips
+
+
+def screen_recording(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Scale up 1.5x, blur and JPEG 70 (a screen grabber's softening), back to size."""
+    h, w = frames[0].shape[:2]
+    out = []
+    for f in scale(frames, round(w * SCREEN_UPSCALE), round(h * SCREEN_UPSCALE)):
+        f = jpeg(cv2.GaussianBlur(f, (0, 0), SCREEN_BLUR_SIGMA), SCREEN_JPEG_QUALITY)
+        out.append(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA))
+    return out
+
+
+Chain = Callable[[list[np.ndarray]], tuple[list[np.ndarray], float]]
+CHAINS: dict[str, Chain] = {
+    "h264 crf23": lambda f: (h264(f, 23), FPS),
+    "h264 crf35": lambda f: (h264(f, 35), FPS),
+    "scale 256 +crf23": lambda f: (h264(scale(f, 256, 256), 23), FPS),
+    "crop 10% left+top +crf23": lambda f: (h264(crop(f, "left+top"), 23), FPS),
+    "chain 256 px +crf28": lambda f: (h264(scale(f, 256, 256), 28), FPS),
+    "chain 256 px +crf35": lambda f: (h264(scale(f, 256, 256), 35), FPS),
+    "chain 360 px +crf35": lambda f: (h264(scale(f, 360, 360), 35), FPS),
+    "chain crop 10% +360 px +crf35": lambda f: (h264(scale(crop(f, "left+top"), 360, 360), 35), FPS),
+    "chain 30 fps +480 px +crf30": lambda f: (h264(scale(resample_fps(f, FPS, 30), 480, 480), 30, fps=30), 30.0),
+    "chain screen recording +crf28": lambda f: (h264(screen_recording(f), 28), FPS),
+}
+
+
+def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[str], None]) -> dict:
+    """Every 2 s excerpt (a new one every stride_s) of every real video,
+    residuals streamed so that long 1080p clips fit in memory."""
+    per_file = {}
+    z_all: list[tuple[float, float, float]] = []
+    found = 0
+    none = wmk.Payload(wmk.FORMAT_VERSION)
+    for p in paths:
+        with av.open(str(p)) as c:
+            fps = float(c.streams.video[0].average_rate or FPS)
+        n, step = int(round(EXCERPT_S * fps)), max(1, int(round(stride_s * fps)))
+        window: list[np.ndarray] = []
+        out = []
+        for i, frame in enumerate(iter_video(p, float("inf"))):
+            window.append(residual(frame))
+            window = window[-n:]
+            if len(window) == n and (i + 1 - n) % step == 0:
+                d = analyse(np.sum(window, axis=0, dtype=np.float32), n, analysis_factor(*frame.shape[:2]))
+                out.append(outcome(d, none))
+        found += sum(e["found"] for e in out)
+        z_all += [(e["z"], e["zp"], e["zx"]) for e in out]
+        per_file[p.name] = {"excerpts": len(out), "found": sum(e["found"] for e in out),
+                            "max_z": max((e["z"] for e in out), default=0.0),
+                            "max_payload_z": max((e["zp"] for e in out), default=0.0),
+                            "max_exact_z": max((e["zx"] for e in out), default=0.0)}
+        log(f"  fp {p.name}: {per_file[p.name]}")
+    z = np.array(z_all) if z_all else np.zeros((1, 3))
+    checks = len(z_all)
+    bound = {
+        "sync": N_TESTS * gaussian_tail(wmk.Z_THRESHOLD),
+        "payload": N_DECODE_TESTS * gaussian_tail(wmk.Z_DECODE_THRESHOLD),
+        "exact": N_EXACT_TESTS * gaussian_tail(wmk.Z_EXACT_THRESHOLD),
+    }
+    return {"files": len(paths), "excerpts": checks, "found": found,
+            "max_z": float(z[:, 0].max()), "max_payload_z": float(z[:, 1].max()), "max_exact_z": float(z[:, 2].max()),
+            "bound_per_check": sum(bound.values()), "bound_parts": bound,
+            "expected_false_positives_bound": checks * sum(bound.values()), "per_file": per_file}
+
+
+def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
+    """The chain matrix on 2 s excerpts of real renders, plus the sliding
+    false-positive pass over all shared real footage."""
+    t_start = time.process_time()
+    clips = render_clips(args.images, CHAIN_SECONDS, args.max_portraits, log)
+    rng = np.random.default_rng(1)
+    rows: dict[str, list[dict]] = {name: [] for name in CHAINS}
+    embed_cpu: list[float] = []
+    psnrs: list[float] = []
+    for name, src in clips:
+        payload = wmk.Payload.written(int(rng.integers(0, 65536)))
+        marker = wmk.Watermarker(payload)
+        marker.embed(src[0])  # builds the per-size pattern cache
+        marked = []
+        for f in src:
+            t0 = time.process_time()
+            marked.append(marker.embed(f))
+            embed_cpu.append(time.process_time() - t0)
+        psnrs += [psnr(a, b) for a, b in zip(src, marked)]
+        if args.png_dir:
+            write_visibility_pngs(args.png_dir, f"render_{name}", src[0], marked[0])
+        for chain, apply in CHAINS.items():
+            frames, fps = apply(marked)
+            rows[chain] += excerpt_detections(frames, fps, args.stride, payload)
+        log(f"  {name}: done ({time.process_time() - t_start:.0f} s CPU)")
+    table = []
+    print(f"\n{'chain (2 s excerpts of renders)':34s} {'trials':>6s} {'found':>7s} {'correct':>8s} {'min z':>6s} "
+          f"{'med payload z':>13s} {'med shift-0 z':>13s}")
+    for chain, res in rows.items():
+        n = max(1, len(res))
+        row = {"chain": chain, "trials": len(res), "detection_rate": sum(e["found"] for e in res) / n,
+               "correct_rate": sum(e["correct"] for e in res) / n,
+               "z_median": float(np.median([e["z"] for e in res])) if res else 0.0,
+               "payload_z_median": float(np.median([e["zp"] for e in res])) if res else 0.0,
+               "exact_z_median": float(np.median([e["zx"] for e in res])) if res else 0.0,
+               "z_min": float(min((e["z"] for e in res), default=0.0))}
+        table.append(row)
+        print(f"{chain:34s} {row['trials']:6d} {100 * row['detection_rate']:6.1f}% {100 * row['correct_rate']:7.1f}% "
+              f"{row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
+    summary = {"portraits": [n for n, _ in clips], "psnr_db_min": float(np.min(psnrs)), "psnr_db_mean": float(np.mean(psnrs)),
+               "embed_cpu_ms_per_frame_512_median": 1e3 * float(np.median(embed_cpu)),
+               "embed_cpu_ms_per_frame_512_mean": 1e3 * float(np.mean(embed_cpu))}
+    print(f"PSNR min {summary['psnr_db_min']:.2f} dB, mean {summary['psnr_db_mean']:.2f} dB; embedding CPU time "
+          f"{summary['embed_cpu_ms_per_frame_512_median']:.3f} ms/frame median (512x512, process_time)")
+    fp = None
+    if not args.no_false_positives:
+        paths = _files([d for d in args.real_footage if d.exists()], VIDEO_EXT)
+        fp = sliding_false_positives(paths, args.fp_stride, log)
+        print(f"false positives: {fp['found']} of {fp['excerpts']} sliding 2 s excerpts of {fp['files']} real clips; "
+              f"max z {fp['max_z']:.2f} / payload z {fp['max_payload_z']:.2f} / shift-0 z {fp['max_exact_z']:.2f}; "
+              f"bound {fp['bound_per_check']:.2e} per excerpt, {fp['expected_false_positives_bound']:.2e} over all")
+    return {"summary": summary, "chains": table, "false_positives_sliding": fp}
+
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # next to the checkout
 
 
@@ -303,6 +471,14 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="3 clips, 75 frames, false positives on every 5th frame")
     ap.add_argument("--strength", type=float, default=wmk.DEFAULT_STRENGTH)
     ap.add_argument("--png-dir", type=Path, help="write visibility PNGs of each host's first marked frame here")
+    ap.add_argument("--chains", action="store_true",
+                    help="instead of the host-clip matrix: chained degradations on real renders, and false positives "
+                    "on every sliding 2 s excerpt of all real footage")
+    ap.add_argument("--images", type=Path, default=SHARED / "images", help="portraits to render (--chains)")
+    ap.add_argument("--max-portraits", type=int, default=9, help="renders per chain (--chains)")
+    ap.add_argument("--real-footage", type=Path, action="append",
+                    default=[SHARED / "videos", SHARED / "train_videos"], help="unmarked real videos (--chains)")
+    ap.add_argument("--fp-stride", type=float, default=1.0, help="seconds between false-positive excerpts (--chains)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,6 +490,11 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
+    if args.chains:
+        result = run_chains(args, log)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
     hosts = _files([args.videos], VIDEO_EXT)
     if args.max_videos:
         hosts = hosts[: args.max_videos]

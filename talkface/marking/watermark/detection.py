@@ -133,12 +133,13 @@ def residual(frame: np.ndarray) -> np.ndarray:
     return cv2.multiply(hp, cv2.resize(wgt, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
-def _tail(z: float) -> float:
+def gaussian_tail(z: float) -> float:
+    """Q(z): the upper tail of the standard normal."""
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def _confidence(zs: float, zp: float, zx: float) -> float:
-    p = min(N_TESTS * _tail(zs), N_DECODE_TESTS * _tail(zp), N_EXACT_TESTS * _tail(zx))
+    p = min(N_TESTS * gaussian_tail(zs), N_DECODE_TESTS * gaussian_tail(zp), N_EXACT_TESTS * gaussian_tail(zx))
     return float(max(0.0, 1.0 - p))
 
 
