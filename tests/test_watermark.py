@@ -276,3 +276,17 @@ def test_no_false_positives_on_sliding_excerpts_of_real_footage() -> None:
     assert fp["excerpts"] >= 5
     assert fp["found"] == 0, fp
     assert fp["max_exact_z"] < Z_EXACT_THRESHOLD and fp["max_payload_z"] < Z_DECODE_THRESHOLD
+
+
+def test_crop_then_rescale_then_crf35_is_found_by_the_scale_search() -> None:
+    # 10 % cropped off the top and left, the rest scaled to 360 px, CRF 35:
+    # the period (128 * 360 / 461 px) is not one the size implies and the
+    # power spectrum does not show it; the scan over crop ratios finds it.
+    from talkface.marking.watermark.detection import Z_SCAN_THRESHOLD
+
+    marked = [Watermarker(PAYLOAD).embed(f) for f in synthetic_clip(25, texture=6.0)]
+    cut = [cv2.resize(f[51:, 51:], (360, 360), interpolation=cv2.INTER_AREA) for f in marked]
+    d = detect_frames(h264(cut, 35))
+    assert d.z_score < Z_THRESHOLD and d.payload_z < Z_DECODE_THRESHOLD  # the older paths miss it
+    assert d.scan_z >= Z_SCAN_THRESHOLD
+    assert_found_any(d)

@@ -394,6 +394,18 @@ def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[s
             "expected_false_positives_bound": checks * sum(bound.values()), "per_file": per_file}
 
 
+def _render_summary(portraits: list[str], psnrs: list[float], embed_cpu: list[float]) -> dict:
+    """PSNR and embedding CPU time over the renders, printed and returned."""
+    if not portraits:
+        return {"portraits": []}
+    summary = {"portraits": portraits, "psnr_db_min": float(np.min(psnrs)), "psnr_db_mean": float(np.mean(psnrs)),
+               "embed_cpu_ms_per_frame_512_median": 1e3 * float(np.median(embed_cpu)),
+               "embed_cpu_ms_per_frame_512_mean": 1e3 * float(np.mean(embed_cpu))}
+    print(f"PSNR min {summary['psnr_db_min']:.2f} dB, mean {summary['psnr_db_mean']:.2f} dB; embedding CPU time "
+          f"{summary['embed_cpu_ms_per_frame_512_median']:.3f} ms/frame median (512x512, process_time)")
+    return summary
+
+
 def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
     """The chain matrix on 2 s excerpts of real renders, plus the sliding
     false-positive pass over all shared real footage."""
@@ -433,11 +445,7 @@ def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         table.append(row)
         print(f"{chain:34s} {row['trials']:6d} {100 * row['detection_rate']:6.1f}% {100 * row['correct_rate']:7.1f}% "
               f"{row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
-    summary = {"portraits": [n for n, _ in clips], "psnr_db_min": float(np.min(psnrs)), "psnr_db_mean": float(np.mean(psnrs)),
-               "embed_cpu_ms_per_frame_512_median": 1e3 * float(np.median(embed_cpu)),
-               "embed_cpu_ms_per_frame_512_mean": 1e3 * float(np.mean(embed_cpu))}
-    print(f"PSNR min {summary['psnr_db_min']:.2f} dB, mean {summary['psnr_db_mean']:.2f} dB; embedding CPU time "
-          f"{summary['embed_cpu_ms_per_frame_512_median']:.3f} ms/frame median (512x512, process_time)")
+    summary = _render_summary([n for n, _ in clips], psnrs, embed_cpu)
     fp = None
     if not args.no_false_positives:
         paths = _files([d for d in args.real_footage if d.exists()], VIDEO_EXT)
@@ -481,26 +489,84 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--fp-stride", type=float, default=1.0, help="seconds between false-positive excerpts (--chains)")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.quick:
-        args.max_videos = args.max_videos or 3
-        args.max_frames = min(args.max_frames, 75)
-        args.frames_1080 = min(args.frames_1080, 60)
+def _host_transforms(marked: list[np.ndarray], payload: wmk.Payload, args: argparse.Namespace,
+                     rng: np.random.Generator, record: Callable[[str, list[dict]], None]) -> None:
+    """The single transformations (and one mild combination) on one marked host clip."""
 
-    def log(msg: str) -> None:
-        print(msg, flush=True)
+    def trial(name: str, frames: list[np.ndarray], fps: float = FPS) -> None:
+        record(name, excerpt_detections(frames, fps, args.stride, payload))
 
-    if args.chains:
-        result = run_chains(args, log)
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2))
-        return 0
-    hosts = _files([args.videos], VIDEO_EXT)
-    if args.max_videos:
-        hosts = hosts[: args.max_videos]
-    if not hosts:
-        print(f"no host videos in {args.videos}", file=sys.stderr)
-        return 2
+    base = {}
+    for crf in (18, 23, 28, 35):
+        base[crf] = h264(marked, crf)
+        trial(f"h264 crf{crf}", base[crf])
+    trial("scale 256 +crf23", h264(scale(marked, 256, 256), 23))
+    trial("scale 1080p (pillarbox) +crf23", h264(to_1080p(marked[: args.frames_1080]), 23))
+    # Two edges at once (harder than one): all four edges are covered.
+    for edges in ("left+top", "right+bottom"):
+        trial(f"crop 10% {edges} +crf23", h264(crop(marked, edges), 23))
+    trial("fps 25->30 +crf23", h264(resample_fps(marked, FPS, 30), 23, fps=30), fps=30)
+    # A 2 s excerpt cut and re-encoded on its own from a random start:
+    # its first frame is a new I-frame, unlike excerpts of a long encode.
+    cut = []
+    n = int(EXCERPT_S * FPS)
+    for _ in range(3):
+        a = int(rng.integers(0, len(marked) - n + 1))
+        d = wmk.detect_frames(h264(marked[a : a + n], 23))
+        cut.append(outcome(d, payload))
+    record("2 s cut, re-encoded crf23", cut)
+    # JPEG q70, one frame at a time (no temporal accumulation).
+    jp = []
+    for i in range(0, len(marked), 10):
+        d = wmk.detect_frames([jpeg(marked[i], 70)])
+        jp.append(outcome(d, payload))
+    record("jpeg q70 single frame", jp)
+    # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
+    h, w = marked[0].shape[:2]
+    cc = [f[h // 20 :, w // 20 :] for f in marked]
+    trial("crop5%+scale360+crf28", h264(scale(cc, 360, 360), 28))
+
+
+def _host_table(rows: dict[str, dict]) -> list[dict]:
+    """Print the host-clip matrix, one row per transformation; return it as JSON rows."""
+    table = []
+    print()
+    print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}"
+          f" {'payload-tested':>14s} {'min payload z':>13s} {'at shift 0':>10s}")
+    for name, r in rows.items():
+        z = np.array(r["z"])
+        # Trials the sync path did not decode went through the payload test.
+        tested = [i for i, v in enumerate(r["zp"]) if v != 0.0]
+        zp = np.array([r["zp"][i] for i in tested])
+        zx = np.array([r["zx"][i] for i in tested])
+        zp_min = f"{zp.min():13.2f} {zx.min():10.2f}" if zp.size else f"{'-':>13s} {'-':>10s}"
+        rate = r["found"] / max(1, r["trials"])
+        corr = r["correct"] / max(1, r["trials"])
+        table.append(
+            {
+                "transformation": name,
+                "trials": r["trials"],
+                "detection_rate": rate,
+                "correct_payload_rate": corr,
+                "wrong_payload": r["found"] - r["correct"],
+                "z_min": float(z.min()),
+                "z_median": float(np.median(z)),
+                "z_values": [round(float(v), 2) for v in z],
+                "payload_tested": int(zp.size),
+                "payload_z_min": float(zp.min()) if zp.size else None,
+                "payload_z_values": [round(float(v), 2) for v in zp],
+                "exact_z_values": [round(float(v), 2) for v in zx],
+            }
+        )
+        print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}"
+              f" {zp.size:14d} {zp_min}")
+    return table
+
+
+def _host_matrix(hosts: list[Path], args: argparse.Namespace, log: Callable[[str], None]
+                 ) -> tuple[dict[str, dict], list[float], list[float], list[float]]:
+    """Mark each host clip and run every transformation on it; returns the
+    rows, the PSNRs, the embedding and the detection times."""
     t_start = time.perf_counter()
     rng = np.random.default_rng(0)
     rows: dict[str, dict] = {}
@@ -536,76 +602,40 @@ def run(args: argparse.Namespace) -> int:
         wmk.detect_frames(marked[: int(EXCERPT_S * FPS)])
         detect_times.append(time.perf_counter() - t0)
 
-        def run(name: str, frames: list[np.ndarray], fps: float = FPS) -> None:
-            record(name, excerpt_detections(frames, fps, args.stride, payload))
-
-        base = {}
-        for crf in (18, 23, 28, 35):
-            base[crf] = h264(marked, crf)
-            run(f"h264 crf{crf}", base[crf])
-        run("scale 256 +crf23", h264(scale(marked, 256, 256), 23))
-        run("scale 1080p (pillarbox) +crf23", h264(to_1080p(marked[: args.frames_1080]), 23))
-        # Two edges at once (harder than one): all four edges are covered.
-        for edges in ("left+top", "right+bottom"):
-            run(f"crop 10% {edges} +crf23", h264(crop(marked, edges), 23))
-        run("fps 25->30 +crf23", h264(resample_fps(marked, FPS, 30), 23, fps=30), fps=30)
-        # A 2 s excerpt cut and re-encoded on its own from a random start:
-        # its first frame is a new I-frame, unlike excerpts of a long encode.
-        cut = []
-        n = int(EXCERPT_S * FPS)
-        for _ in range(3):
-            a = int(rng.integers(0, len(marked) - n + 1))
-            d = wmk.detect_frames(h264(marked[a : a + n], 23))
-            cut.append(outcome(d, payload))
-        record("2 s cut, re-encoded crf23", cut)
-        # JPEG q70, one frame at a time (no temporal accumulation).
-        jp = []
-        for i in range(0, len(marked), 10):
-            d = wmk.detect_frames([jpeg(marked[i], 70)])
-            jp.append(outcome(d, payload))
-        record("jpeg q70 single frame", jp)
-        # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
-        h, w = marked[0].shape[:2]
-        cc = [f[h // 20 :, w // 20 :] for f in marked]
-        run("crop5%+scale360+crf28", h264(scale(cc, 360, 360), 28))
+        _host_transforms(marked, payload, args, rng, record)
         log(f"[{hi + 1}/{len(hosts)}] {path.name}: {time.perf_counter() - t_start:.0f}s")
 
+    return rows, psnrs, embed_times, detect_times
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.max_videos = args.max_videos or 3
+        args.max_frames = min(args.max_frames, 75)
+        args.frames_1080 = min(args.frames_1080, 60)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if args.chains:
+        result = run_chains(args, log)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
+    hosts = _files([args.videos], VIDEO_EXT)
+    if args.max_videos:
+        hosts = hosts[: args.max_videos]
+    if not hosts:
+        print(f"no host videos in {args.videos}", file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+    rows, psnrs, embed_times, detect_times = _host_matrix(hosts, args, log)
     fp = None
     if not args.no_false_positives:
         dirs = args.false_positives or [args.videos, SHARED / "images"]
         fp = false_positive_check([d for d in dirs if d.exists()], log, frame_step=5 if args.quick else 1)
 
-    table = []
-    print()
-    print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}"
-          f" {'payload-tested':>14s} {'min payload z':>13s} {'at shift 0':>10s}")
-    for name, r in rows.items():
-        z = np.array(r["z"])
-        # Trials the sync path did not decode went through the payload test.
-        tested = [i for i, v in enumerate(r["zp"]) if v != 0.0]
-        zp = np.array([r["zp"][i] for i in tested])
-        zx = np.array([r["zx"][i] for i in tested])
-        zp_min = f"{zp.min():13.2f} {zx.min():10.2f}" if zp.size else f"{'-':>13s} {'-':>10s}"
-        rate = r["found"] / max(1, r["trials"])
-        corr = r["correct"] / max(1, r["trials"])
-        table.append(
-            {
-                "transformation": name,
-                "trials": r["trials"],
-                "detection_rate": rate,
-                "correct_payload_rate": corr,
-                "wrong_payload": r["found"] - r["correct"],
-                "z_min": float(z.min()),
-                "z_median": float(np.median(z)),
-                "z_values": [round(float(v), 2) for v in z],
-                "payload_tested": int(zp.size),
-                "payload_z_min": float(zp.min()) if zp.size else None,
-                "payload_z_values": [round(float(v), 2) for v in zp],
-                "exact_z_values": [round(float(v), 2) for v in zx],
-            }
-        )
-        print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}"
-              f" {zp.size:14d} {zp_min}")
+    table = _host_table(rows)
     all_trials = sum(r["trials"] for r in rows.values())
     all_found = sum(r["correct"] for r in rows.values())
     summary = {

@@ -13,7 +13,15 @@ import numpy as np
 from talkface.marking.watermark.coding import viterbi
 from talkface.marking.watermark.confirm import Shift, confirm_payload
 from talkface.marking.watermark.key import TILE, period_for
-from talkface.marking.watermark.lattice import aligned, bin_values, shift_candidates, soft_bits, sync_search, whitened
+from talkface.marking.watermark.lattice import (
+    aligned,
+    bin_values,
+    shift_candidates,
+    shift_scores,
+    soft_bits,
+    sync_search,
+    whitened,
+)
 from talkface.marking.watermark.mask import expected_amplitude
 from talkface.marking.watermark.payload import FORMAT_VERSION, USER_ID_BITS, Payload
 from talkface.marking.watermark.spectrum import axis_periods, template_peaks, template_refine, white_power
@@ -62,6 +70,23 @@ Z_DECODE_THRESHOLD = 8.5
 # 2 periods x 2^16 payloads, N_EXACT_TESTS * Q(7.0) = 1.7e-7 per check.
 N_EXACT_TESTS = 2 * (1 << USER_ID_BITS) * FORMAT_VERSION
 Z_EXACT_THRESHOLD = 7.0
+# Scale search (crop, then rescale to a size of its own: the period is the
+# size's period divided by the kept fraction, unknown).  When nothing else
+# found a payload, periods from the size's own up to SCAN_MAX_RATIO times it
+# (crops up to ~23 %) are scanned every SCAN_STEP (the lattice DFT stays
+# coherent within ~0.3 % over 3.6 periods), each scored by its best shift
+# (sync plus payload energy); the SCAN_KEEP best periods get the payload
+# test.  Why: after a crop, a rescale and CRF 35 the power-spectrum template
+# ranks the true period nowhere near the top, although the payload test at
+# that period and its best shift gives z 8 to 17.  Bonferroni: every scanned
+# period x 128^2 shifts x 4 sub-pixel positions x 2^16 payloads;
+# N_SCAN_TESTS * Q(8.8) = 2.6e-7 per check.
+SCAN_MAX_RATIO = 1.3
+SCAN_STEP = 0.004  # relative
+SCAN_KEEP = 3
+N_SCAN_PERIODS = int(math.ceil(math.log(SCAN_MAX_RATIO) / SCAN_STEP)) + 1
+N_SCAN_TESTS = N_SCAN_PERIODS * TILE * TILE * 4 * (1 << USER_ID_BITS) * FORMAT_VERSION
+Z_SCAN_THRESHOLD = 8.8
 # Frames larger than this (shorter side, px) are analysed at an integer
 # downscale: 1080p at half size (4x cheaper; a mark upscaled to 1080p keeps
 # a period > 128 px).
@@ -97,6 +122,7 @@ class Detection:
     z_score: float = 0.0  # sync peak z-score (detection statistic)
     payload_z: float = 0.0  # best payload hypothesis z-score (0 when the sync path decoded)
     exact_z: float = 0.0  # the same at shift 0 of the untouched-geometry periods
+    scan_z: float = 0.0  # the same over the scale search (0 unless it ran)
 
 
 def analysis_factor(h: int, w: int) -> int:
@@ -138,8 +164,9 @@ def gaussian_tail(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _confidence(zs: float, zp: float, zx: float) -> float:
-    p = min(N_TESTS * gaussian_tail(zs), N_DECODE_TESTS * gaussian_tail(zp), N_EXACT_TESTS * gaussian_tail(zx))
+def _confidence(zs: float, zp: float, zx: float, zc: float) -> float:
+    p = min(N_TESTS * gaussian_tail(zs), N_DECODE_TESTS * gaussian_tail(zp), N_EXACT_TESTS * gaussian_tail(zx),
+            N_SCAN_TESTS * gaussian_tail(zc))
     return float(max(0.0, 1.0 - p))
 
 
@@ -171,6 +198,24 @@ def _payload_test(acc: np.ndarray, period: Period, shift: Shift, exact: list[Per
     if zx >= Z_EXACT_THRESHOLD:
         return zp, zx, best_exact
     return zp, zx, best if zp >= Z_DECODE_THRESHOLD else None
+
+
+def _scale_search(acc: np.ndarray, p_size: float) -> tuple[float, Payload | None]:
+    """The payload test at the best periods of a scan over crop ratios (see
+    SCAN_MAX_RATIO); returns (z, payload or None below Z_SCAN_THRESHOLD)."""
+    h, w = acc.shape
+    periods = p_size * np.exp(SCAN_STEP * np.arange(N_SCAN_PERIODS))
+    scored = []
+    for p in periods[periods <= min(h, w) / MIN_PERIODS_IN_FRAME]:
+        coeffs = whitened(acc, p, p)
+        scored.append((float(shift_scores(coeffs).max()), float(p), coeffs))
+    scored.sort(key=lambda t: t[0], reverse=True)
+    best: tuple[float, Payload | None] = (0.0, None)
+    for _, _, coeffs in scored[:SCAN_KEEP]:
+        z, candidate = confirm_payload(coeffs, shift_candidates(coeffs, N_DECODE_SHIFTS))
+        if z > best[0]:
+            best = (z, candidate)
+    return best if best[0] >= Z_SCAN_THRESHOLD else (best[0], None)
 
 
 def _estimated_periods(acc: np.ndarray) -> list[Period]:
@@ -236,13 +281,16 @@ def analyse(acc: np.ndarray, frames: int, factor: int = 1) -> Detection:
     if search.z >= Z_THRESHOLD:
         bits = viterbi(soft_bits(aligned(whitened(acc, *search.period), *search.shift)))
         payload = Payload.from_bits(bits)
-    zp = zx = 0.0
+    zp = zx = zc = 0.0
     if payload is None:
         zp, zx, payload = _payload_test(acc, search.period, search.shift, exact)
+    if payload is None:
+        zc, payload = _scale_search(acc, p_size)
     return Detection(
         found=payload is not None,
         payload=payload,
-        confidence=_confidence(search.z, zp, zx),
+        confidence=_confidence(search.z, zp, zx, zc),
+        scan_z=float(zc),
         frames_used=frames,
         z_score=float(search.z),
         payload_z=float(zp),

@@ -107,9 +107,14 @@ def _top_shifts(c: np.ndarray, n: int) -> list[tuple[float, float]]:
 
 
 def shift_candidates(w: np.ndarray, n: int) -> list[tuple[float, float]]:
-    """Shifts worth testing payloads at, from whitened key-bin coefficients.
+    """The n best shifts by ``shift_scores`` (local maxima, best first)."""
+    return _top_shifts(shift_scores(w), n)
 
-    The n highest local maxima of the sync correlation plus the payload
+
+def shift_scores(w: np.ndarray) -> np.ndarray:
+    """How likely each cyclic shift is, from whitened key-bin coefficients.
+
+    The sync correlation plus the payload
     energy (sum over coded bits of their squared soft value, which needs no
     knowledge of the bits), both as z-like scores over every cyclic shift.
     On a weak mark the sync alone (a third of the bins) often ranks the
@@ -130,7 +135,7 @@ def shift_candidates(w: np.ndarray, n: int) -> list[tuple[float, float]]:
     sync_z = soft[0] / math.sqrt(var[0])
     energy = np.einsum("gyx,g->yx", soft[1:] ** 2, 1.0 / var[1:])
     energy_z = (energy - CODED_BITS) / math.sqrt(2 * CODED_BITS)
-    return _top_shifts(sync_z + energy_z, n)
+    return sync_z + energy_z
 
 
 def soft_bits(x: np.ndarray) -> np.ndarray:
