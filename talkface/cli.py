@@ -148,9 +148,9 @@ def _path(text: str | None) -> Path | None:
 def _signing_identity(args: argparse.Namespace):
     if not (args.c2pa or args.c2pa_cert or args.c2pa_key):
         return None
-    from talkface.marking.provenance import SigningIdentity, _require_c2pa, local_identity
+    from talkface.marking.provenance import SigningIdentity, local_identity, require_c2pa
 
-    _require_c2pa()
+    require_c2pa()
     if bool(args.c2pa_cert) != bool(args.c2pa_key):
         raise InputError("--c2pa-cert and --c2pa-key go together")
     if args.c2pa_cert:

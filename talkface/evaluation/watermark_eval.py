@@ -28,11 +28,24 @@ import cv2
 import numpy as np
 
 from talkface.marking import watermark as wmk
+from talkface.marking.watermark.detection import (
+    N_DECODE_TESTS,
+    N_EXACT_TESTS,
+    N_SCAN_TESTS,
+    N_TESTS,
+    Z_SCAN_THRESHOLD,
+    analyse,
+    analysis_factor,
+    gaussian_tail,
+    residual,
+)
+from talkface.marking.watermark.payload import CRC_BITS, TAG_BITS
+from talkface.marking.watermark.reading import iter_video, read_image
 
 FPS = 25
 EXCERPT_S = 2.0
 SIZE = 512
-VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -106,6 +119,18 @@ def write_visibility_pngs(out_dir: Path, name: str, src: np.ndarray, marked: np.
         cv2.imwrite(str(out_dir / f"{name}_{suffix}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
+def mark_timed(marker: wmk.Watermarker, frames: list[np.ndarray], cpu_times: list[float]) -> list[np.ndarray]:
+    """Marked copies of the frames; appends each frame's embedding CPU time
+    (process_time: the machine is shared, wall-clock is not a measure)."""
+    marker.embed(frames[0])  # builds the per-size pattern cache (done once per size)
+    out = []
+    for f in frames:
+        t0 = time.process_time()
+        out.append(marker.embed(f))
+        cpu_times.append(time.process_time() - t0)
+    return out
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
@@ -161,6 +186,7 @@ def outcome(d: wmk.Detection, expected: wmk.Payload) -> dict:
         "z": d.z_score,  # sync peak
         "zp": d.payload_z,  # payload test over the searched shifts (0 if the sync path decoded)
         "zx": d.exact_z,  # payload test at shift 0 of the render's period
+        "zc": d.scan_z,  # payload test over the scale search (0 unless it ran)
     }
 
 
@@ -172,14 +198,14 @@ def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, ex
     keeps the benchmark within minutes.
     """
     n = int(round(EXCERPT_S * fps))
-    res = [wmk._residual(f) for f in frames]
-    factor = wmk._analysis_factor(*frames[0].shape[:2])
+    res = [residual(f) for f in frames]
+    factor = analysis_factor(*frames[0].shape[:2])
     csum = np.cumsum(np.stack(res), axis=0, dtype=np.float64)
     out = []
     step = max(1, int(round(stride_s * fps)))
     for a in range(0, len(frames) - n + 1, step):
         acc = csum[a + n - 1] - (csum[a - 1] if a > 0 else 0.0)
-        d = wmk._analyse(acc.astype(np.float32), n, factor)
+        d = analyse(acc.astype(np.float32), n, factor)
         out.append({"start": a / fps, **outcome(d, expected)})
     return out
 
@@ -251,7 +277,7 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
         # The file itself, then geometric variants: they send the detector
         # down its estimated-period paths, whose null has to hold as well.
         out = [outcome(wmk.verify_file(p), none)]
-        out += [outcome(wmk.detect_frames([img]), none) for img in _image_variants(wmk._read_image(p))]
+        out += [outcome(wmk.detect_frames([img]), none) for img in _image_variants(read_image(p))]
         record(p.name, out)
     log(f"  fp images: {sum(1 for p in _files(dirs, IMAGE_EXT))} checked, each also rescaled and cropped")
     z = np.array([e["z"] for e in checks]) if checks else np.zeros(1)
@@ -278,6 +304,172 @@ def false_positive_check(dirs: list[Path], log: Callable[[str], None], frame_ste
     }
 
 
+
+# ---------------------------------------------------------------------------
+# Chained degradations on real talkface renders (issue 18)
+
+CHAIN_SECONDS = 5.0  # rendered per portrait
+PORTRAIT_GLOBS = ("photo_*", "painting_*")  # shared portraits rendered besides the built-in one
+SCREEN_UPSCALE = 1.5
+SCREEN_BLUR_SIGMA = 0.8  # px at the upscaled size
+SCREEN_JPEG_QUALITY = 70
+
+
+def render_clips(image_dir: Path, seconds: float, max_portraits: int, log: Callable[[str], None]) -> list[tuple[str, list[np.ndarray]]]:
+    """Unmarked talkface renders (512 px, 25 fps) of the built-in portrait and
+    of the shared portraits, each speaking a different shared clip (or a
+    tone when there is no shared audio)."""
+    from talkface import Audio, Portrait, PortraitError, generate, load_audio
+    from talkface.analysis.audio import SAMPLE_RATE
+    from talkface.engine import GenerateOptions
+
+    sources: list[tuple[str, Path | None]] = [("builtin", None)]
+    for pattern in PORTRAIT_GLOBS:
+        sources += [(p.stem, p) for p in sorted(image_dir.glob(pattern))]
+    audios = sorted((image_dir.parent / "audio").glob("speech_*.wav"))
+    clips = []
+    for name, path in sources[:max_portraits]:
+        try:
+            portrait = Portrait.builtin() if path is None else Portrait.from_file(path)
+        except PortraitError as exc:
+            log(f"  skip {name}: {exc}")
+            continue
+        n = int(seconds * SAMPLE_RATE)
+        if audios:
+            audio = load_audio(audios[len(clips) % len(audios)])
+            samples = audio.samples[:n]
+        else:
+            samples = (0.2 * np.sin(2 * np.pi * 180 * np.arange(n) / SAMPLE_RATE)).astype(np.float32)
+        frames = [f.image for f in generate(portrait, Audio(samples, SAMPLE_RATE), GenerateOptions(watermark_id=None))]
+        clips.append((name, frames))
+        log(f"  rendered {name}: {len(frames)} frames")
+    return clips
+
+
+def screen_recording(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Scale up 1.5x, blur and JPEG 70 (a screen grabber's softening), back to size."""
+    h, w = frames[0].shape[:2]
+    out = []
+    for f in scale(frames, round(w * SCREEN_UPSCALE), round(h * SCREEN_UPSCALE)):
+        f = jpeg(cv2.GaussianBlur(f, (0, 0), SCREEN_BLUR_SIGMA), SCREEN_JPEG_QUALITY)
+        out.append(cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA))
+    return out
+
+
+Chain = Callable[[list[np.ndarray]], tuple[list[np.ndarray], float]]
+CHAINS: dict[str, Chain] = {
+    "h264 crf23": lambda f: (h264(f, 23), FPS),
+    "h264 crf35": lambda f: (h264(f, 35), FPS),
+    "scale 256 +crf23": lambda f: (h264(scale(f, 256, 256), 23), FPS),
+    "crop 10% left+top +crf23": lambda f: (h264(crop(f, "left+top"), 23), FPS),
+    "chain 256 px +crf28": lambda f: (h264(scale(f, 256, 256), 28), FPS),
+    "chain 256 px +crf35": lambda f: (h264(scale(f, 256, 256), 35), FPS),
+    "chain 360 px +crf35": lambda f: (h264(scale(f, 360, 360), 35), FPS),
+    "chain crop 10% +360 px +crf35": lambda f: (h264(scale(crop(f, "left+top"), 360, 360), 35), FPS),
+    "chain 30 fps +480 px +crf30": lambda f: (h264(scale(resample_fps(f, FPS, 30), 480, 480), 30, fps=30), 30.0),
+    "chain screen recording +crf28": lambda f: (h264(screen_recording(f), 28), FPS),
+}
+
+
+def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[str], None]) -> dict:
+    """Every 2 s excerpt (a new one every stride_s) of every real video,
+    residuals streamed so that long 1080p clips fit in memory."""
+    per_file = {}
+    z_all: list[tuple[float, float, float]] = []
+    found = 0
+    none = wmk.Payload(wmk.FORMAT_VERSION)
+    for p in paths:
+        with av.open(str(p)) as c:
+            fps = float(c.streams.video[0].average_rate or FPS)
+        n, step = int(round(EXCERPT_S * fps)), max(1, int(round(stride_s * fps)))
+        window: list[np.ndarray] = []
+        out = []
+        for i, frame in enumerate(iter_video(p, float("inf"))):
+            window.append(residual(frame))
+            window = window[-n:]
+            if len(window) == n and (i + 1 - n) % step == 0:
+                d = analyse(np.sum(window, axis=0, dtype=np.float32), n, analysis_factor(*frame.shape[:2]))
+                out.append(outcome(d, none))
+        found += sum(e["found"] for e in out)
+        z_all += [(e["z"], e["zp"], e["zx"], e["zc"]) for e in out]
+        per_file[p.name] = {"excerpts": len(out), "found": sum(e["found"] for e in out),
+                            "max_z": max((e["z"] for e in out), default=0.0),
+                            "max_payload_z": max((e["zp"] for e in out), default=0.0),
+                            "max_exact_z": max((e["zx"] for e in out), default=0.0),
+                            "max_scan_z": max((e["zc"] for e in out), default=0.0)}
+        log(f"  fp {p.name}: {per_file[p.name]}")
+    z = np.array(z_all) if z_all else np.zeros((1, 4))
+    checks = len(z_all)
+    bound = {
+        # a sync peak above threshold must also decode with tag and CRC (2^-24)
+        "sync": N_TESTS * gaussian_tail(wmk.Z_THRESHOLD) * 2.0**-(TAG_BITS + CRC_BITS),
+        "payload": N_DECODE_TESTS * gaussian_tail(wmk.Z_DECODE_THRESHOLD),
+        "exact": N_EXACT_TESTS * gaussian_tail(wmk.Z_EXACT_THRESHOLD),
+        "scale search": N_SCAN_TESTS * gaussian_tail(Z_SCAN_THRESHOLD),
+    }
+    return {"files": len(paths), "excerpts": checks, "found": found,
+            "max_z": float(z[:, 0].max()), "max_payload_z": float(z[:, 1].max()), "max_exact_z": float(z[:, 2].max()),
+            "max_scan_z": float(z[:, 3].max()),
+            "bound_per_check": sum(bound.values()), "bound_parts": bound,
+            "expected_false_positives_bound": checks * sum(bound.values()), "per_file": per_file}
+
+
+def _render_summary(portraits: list[str], psnrs: list[float], embed_cpu: list[float]) -> dict:
+    """PSNR and embedding CPU time over the renders, printed and returned."""
+    if not portraits:
+        return {"portraits": []}
+    summary = {"portraits": portraits, "psnr_db_min": float(np.min(psnrs)), "psnr_db_mean": float(np.mean(psnrs)),
+               "embed_cpu_ms_per_frame_512_median": 1e3 * float(np.median(embed_cpu)),
+               "embed_cpu_ms_per_frame_512_mean": 1e3 * float(np.mean(embed_cpu))}
+    print(f"PSNR min {summary['psnr_db_min']:.2f} dB, mean {summary['psnr_db_mean']:.2f} dB; embedding CPU time "
+          f"{summary['embed_cpu_ms_per_frame_512_median']:.3f} ms/frame median (512x512, process_time)")
+    return summary
+
+
+def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
+    """The chain matrix on 2 s excerpts of real renders, plus the sliding
+    false-positive pass over all shared real footage."""
+    t_start = time.process_time()
+    clips = render_clips(args.images, CHAIN_SECONDS, args.max_portraits, log)
+    rng = np.random.default_rng(1)
+    rows: dict[str, list[dict]] = {name: [] for name in CHAINS}
+    embed_cpu: list[float] = []
+    psnrs: list[float] = []
+    for name, src in clips:
+        payload = wmk.Payload.written(int(rng.integers(0, 65536)))
+        marked = mark_timed(wmk.Watermarker(payload), src, embed_cpu)
+        psnrs += [psnr(a, b) for a, b in zip(src, marked)]
+        if args.png_dir:
+            write_visibility_pngs(args.png_dir, f"render_{name}", src[0], marked[0])
+        for chain, apply in CHAINS.items():
+            frames, fps = apply(marked)
+            rows[chain] += excerpt_detections(frames, fps, args.stride, payload)
+        log(f"  {name}: done ({time.process_time() - t_start:.0f} s CPU)")
+    table = []
+    print(f"\n{'chain (2 s excerpts of renders)':34s} {'trials':>6s} {'found':>7s} {'correct':>8s} {'min z':>6s} "
+          f"{'med payload z':>13s} {'med shift-0 z':>13s}")
+    for chain, res in rows.items():
+        n = max(1, len(res))
+        row = {"chain": chain, "trials": len(res), "detection_rate": sum(e["found"] for e in res) / n,
+               "correct_rate": sum(e["correct"] for e in res) / n,
+               "z_median": float(np.median([e["z"] for e in res])) if res else 0.0,
+               "payload_z_median": float(np.median([e["zp"] for e in res])) if res else 0.0,
+               "exact_z_median": float(np.median([e["zx"] for e in res])) if res else 0.0,
+               "z_min": float(min((e["z"] for e in res), default=0.0))}
+        table.append(row)
+        print(f"{chain:34s} {row['trials']:6d} {100 * row['detection_rate']:6.1f}% {100 * row['correct_rate']:7.1f}% "
+              f"{row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
+    summary = _render_summary([n for n, _ in clips], psnrs, embed_cpu)
+    fp = None
+    if not args.no_false_positives:
+        paths = _files([d for d in args.real_footage if d.exists()], VIDEO_EXT)
+        fp = sliding_false_positives(paths, args.fp_stride, log)
+        print(f"false positives: {fp['found']} of {fp['excerpts']} sliding 2 s excerpts of {fp['files']} real clips; "
+              f"max z {fp['max_z']:.2f} / payload z {fp['max_payload_z']:.2f} / shift-0 z {fp['max_exact_z']:.2f}; "
+              f"bound {fp['bound_per_check']:.2e} per excerpt, {fp['expected_false_positives_bound']:.2e} over all")
+    return {"summary": summary, "chains": table, "false_positives_sliding": fp}
+
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # next to the checkout
 
 
@@ -301,97 +493,56 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="3 clips, 75 frames, false positives on every 5th frame")
     ap.add_argument("--strength", type=float, default=wmk.DEFAULT_STRENGTH)
     ap.add_argument("--png-dir", type=Path, help="write visibility PNGs of each host's first marked frame here")
+    ap.add_argument("--chains", action="store_true",
+                    help="instead of the host-clip matrix: chained degradations on real renders, and false positives "
+                    "on every sliding 2 s excerpt of all real footage")
+    ap.add_argument("--images", type=Path, default=SHARED / "images", help="portraits to render (--chains)")
+    ap.add_argument("--max-portraits", type=int, default=9, help="renders per chain (--chains)")
+    ap.add_argument("--real-footage", type=Path, action="append",
+                    default=[SHARED / "videos", SHARED / "train_videos"], help="unmarked real videos (--chains)")
+    ap.add_argument("--fp-stride", type=float, default=1.0, help="seconds between false-positive excerpts (--chains)")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.quick:
-        args.max_videos = args.max_videos or 3
-        args.max_frames = min(args.max_frames, 75)
-        args.frames_1080 = min(args.frames_1080, 60)
+def _host_transforms(marked: list[np.ndarray], payload: wmk.Payload, args: argparse.Namespace,
+                     rng: np.random.Generator, record: Callable[[str, list[dict]], None]) -> None:
+    """The single transformations (and one mild combination) on one marked host clip."""
 
-    def log(msg: str) -> None:
-        print(msg, flush=True)
+    def trial(name: str, frames: list[np.ndarray], fps: float = FPS) -> None:
+        record(name, excerpt_detections(frames, fps, args.stride, payload))
 
-    hosts = _files([args.videos], VIDEO_EXT)
-    if args.max_videos:
-        hosts = hosts[: args.max_videos]
-    if not hosts:
-        print(f"no host videos in {args.videos}", file=sys.stderr)
-        return 2
-    t_start = time.perf_counter()
-    rng = np.random.default_rng(0)
-    rows: dict[str, dict] = {}
-    psnrs: list[float] = []
-    embed_times: list[float] = []  # per frame; the median resists CPU contention
-    detect_times: list[float] = []
+    base = {}
+    for crf in (18, 23, 28, 35):
+        base[crf] = h264(marked, crf)
+        trial(f"h264 crf{crf}", base[crf])
+    trial("scale 256 +crf23", h264(scale(marked, 256, 256), 23))
+    trial("scale 1080p (pillarbox) +crf23", h264(to_1080p(marked[: args.frames_1080]), 23))
+    # Two edges at once (harder than one): all four edges are covered.
+    for edges in ("left+top", "right+bottom"):
+        trial(f"crop 10% {edges} +crf23", h264(crop(marked, edges), 23))
+    trial("fps 25->30 +crf23", h264(resample_fps(marked, FPS, 30), 23, fps=30), fps=30)
+    # A 2 s excerpt cut and re-encoded on its own from a random start:
+    # its first frame is a new I-frame, unlike excerpts of a long encode.
+    cut = []
+    n = int(EXCERPT_S * FPS)
+    for _ in range(3):
+        a = int(rng.integers(0, len(marked) - n + 1))
+        d = wmk.detect_frames(h264(marked[a : a + n], 23))
+        cut.append(outcome(d, payload))
+    record("2 s cut, re-encoded crf23", cut)
+    # JPEG q70, one frame at a time (no temporal accumulation).
+    jp = []
+    for i in range(0, len(marked), 10):
+        d = wmk.detect_frames([jpeg(marked[i], 70)])
+        jp.append(outcome(d, payload))
+    record("jpeg q70 single frame", jp)
+    # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
+    h, w = marked[0].shape[:2]
+    cc = [f[h // 20 :, w // 20 :] for f in marked]
+    trial("crop5%+scale360+crf28", h264(scale(cc, 360, 360), 28))
 
-    def record(name: str, results: list[dict]) -> None:
-        r = rows.setdefault(name, {"trials": 0, "found": 0, "correct": 0, "z": [], "zp": [], "zx": []})
-        r["trials"] += len(results)
-        r["found"] += sum(e["found"] for e in results)
-        r["correct"] += sum(e["correct"] for e in results)
-        r["z"] += [e["z"] for e in results]
-        r["zp"] += [e["zp"] for e in results]
-        r["zx"] += [e["zx"] for e in results]
 
-    for hi, path in enumerate(hosts):
-        src = [face_crop(f) for f in read_video(path, args.max_frames)]
-        payload = wmk.Payload(version=wmk.FORMAT_VERSION, user_id=int(rng.integers(0, 65536)))
-        marker = wmk.Watermarker(payload, strength=args.strength)
-        marker.embed(src[0])  # builds the per-size pattern cache (done once per size)
-        marked = []
-        for f in src:
-            t0 = time.perf_counter()
-            marked.append(marker.embed(f))
-            embed_times.append(time.perf_counter() - t0)
-        psnrs += [psnr(a, b) for a, b in zip(src, marked)]
-        if args.png_dir:
-            write_visibility_pngs(args.png_dir, path.stem, src[0], marked[0])
-
-        # Detection time of the public API on one 2 s excerpt.
-        t0 = time.perf_counter()
-        wmk.detect_frames(marked[: int(EXCERPT_S * FPS)])
-        detect_times.append(time.perf_counter() - t0)
-
-        def run(name: str, frames: list[np.ndarray], fps: float = FPS) -> None:
-            record(name, excerpt_detections(frames, fps, args.stride, payload))
-
-        base = {}
-        for crf in (18, 23, 28, 35):
-            base[crf] = h264(marked, crf)
-            run(f"h264 crf{crf}", base[crf])
-        run("scale 256 +crf23", h264(scale(marked, 256, 256), 23))
-        run("scale 1080p (pillarbox) +crf23", h264(to_1080p(marked[: args.frames_1080]), 23))
-        # Two edges at once (harder than one): all four edges are covered.
-        for edges in ("left+top", "right+bottom"):
-            run(f"crop 10% {edges} +crf23", h264(crop(marked, edges), 23))
-        run("fps 25->30 +crf23", h264(resample_fps(marked, FPS, 30), 23, fps=30), fps=30)
-        # A 2 s excerpt cut and re-encoded on its own from a random start:
-        # its first frame is a new I-frame, unlike excerpts of a long encode.
-        cut = []
-        n = int(EXCERPT_S * FPS)
-        for _ in range(3):
-            a = int(rng.integers(0, len(marked) - n + 1))
-            d = wmk.detect_frames(h264(marked[a : a + n], 23))
-            cut.append(outcome(d, payload))
-        record("2 s cut, re-encoded crf23", cut)
-        # JPEG q70, one frame at a time (no temporal accumulation).
-        jp = []
-        for i in range(0, len(marked), 10):
-            d = wmk.detect_frames([jpeg(marked[i], 70)])
-            jp.append(outcome(d, payload))
-        record("jpeg q70 single frame", jp)
-        # Combined: crop 5 % top-left, downscale to 360 px, CRF 28.
-        h, w = marked[0].shape[:2]
-        cc = [f[h // 20 :, w // 20 :] for f in marked]
-        run("crop5%+scale360+crf28", h264(scale(cc, 360, 360), 28))
-        log(f"[{hi + 1}/{len(hosts)}] {path.name}: {time.perf_counter() - t_start:.0f}s")
-
-    fp = None
-    if not args.no_false_positives:
-        dirs = args.false_positives or [args.videos, SHARED / "images"]
-        fp = false_positive_check([d for d in dirs if d.exists()], log, frame_step=5 if args.quick else 1)
-
+def _host_table(rows: dict[str, dict]) -> list[dict]:
+    """Print the host-clip matrix, one row per transformation; return it as JSON rows."""
     table = []
     print()
     print(f"{'transformation':32s} {'trials':>6s} {'detected':>9s} {'correct':>8s} {'min z':>6s} {'median z':>8s}"
@@ -423,6 +574,76 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{name:32s} {r['trials']:6d} {100 * rate:8.1f}% {100 * corr:7.1f}% {z.min():6.2f} {np.median(z):8.2f}"
               f" {zp.size:14d} {zp_min}")
+    return table
+
+
+def _host_matrix(hosts: list[Path], args: argparse.Namespace, log: Callable[[str], None]
+                 ) -> tuple[dict[str, dict], list[float], list[float], list[float]]:
+    """Mark each host clip and run every transformation on it; returns the
+    rows, the PSNRs, the embedding and the detection times."""
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    rows: dict[str, dict] = {}
+    psnrs: list[float] = []
+    embed_times: list[float] = []  # CPU time per frame
+    detect_times: list[float] = []
+
+    def record(name: str, results: list[dict]) -> None:
+        r = rows.setdefault(name, {"trials": 0, "found": 0, "correct": 0, "z": [], "zp": [], "zx": []})
+        r["trials"] += len(results)
+        r["found"] += sum(e["found"] for e in results)
+        r["correct"] += sum(e["correct"] for e in results)
+        r["z"] += [e["z"] for e in results]
+        r["zp"] += [e["zp"] for e in results]
+        r["zx"] += [e["zx"] for e in results]
+
+    for hi, path in enumerate(hosts):
+        src = [face_crop(f) for f in read_video(path, args.max_frames)]
+        payload = wmk.Payload(version=wmk.FORMAT_VERSION, user_id=int(rng.integers(0, 65536)))
+        marked = mark_timed(wmk.Watermarker(payload, strength=args.strength), src, embed_times)
+        psnrs += [psnr(a, b) for a, b in zip(src, marked)]
+        if args.png_dir:
+            write_visibility_pngs(args.png_dir, path.stem, src[0], marked[0])
+
+        # Detection time of the public API on one 2 s excerpt.
+        t0 = time.perf_counter()
+        wmk.detect_frames(marked[: int(EXCERPT_S * FPS)])
+        detect_times.append(time.perf_counter() - t0)
+
+        _host_transforms(marked, payload, args, rng, record)
+        log(f"[{hi + 1}/{len(hosts)}] {path.name}: {time.perf_counter() - t_start:.0f}s")
+
+    return rows, psnrs, embed_times, detect_times
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.quick:
+        args.max_videos = args.max_videos or 3
+        args.max_frames = min(args.max_frames, 75)
+        args.frames_1080 = min(args.frames_1080, 60)
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    if args.chains:
+        result = run_chains(args, log)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
+    hosts = _files([args.videos], VIDEO_EXT)
+    if args.max_videos:
+        hosts = hosts[: args.max_videos]
+    if not hosts:
+        print(f"no host videos in {args.videos}", file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+    rows, psnrs, embed_times, detect_times = _host_matrix(hosts, args, log)
+    fp = None
+    if not args.no_false_positives:
+        dirs = args.false_positives or [args.videos, SHARED / "images"]
+        fp = false_positive_check([d for d in dirs if d.exists()], log, frame_step=5 if args.quick else 1)
+
+    table = _host_table(rows)
     all_trials = sum(r["trials"] for r in rows.values())
     all_found = sum(r["correct"] for r in rows.values())
     summary = {

@@ -28,7 +28,8 @@ class SigningIdentity:
     private_key_pem: Path
 
 
-def _require_c2pa():
+def require_c2pa():
+    """The c2pa module, or a ProvenanceError saying how to install it."""
     try:
         import c2pa  # noqa: F401
     except ImportError:
@@ -103,7 +104,7 @@ def manifest_json(version: str) -> str:
 
 def sign_mp4(src: Path, dst: Path, identity: SigningIdentity) -> None:
     """Write `dst`: `src` with a signed C2PA manifest embedded."""
-    c2pa = _require_c2pa()
+    c2pa = require_c2pa()
     from talkface.version import __version__
 
     try:
