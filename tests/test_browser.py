@@ -37,7 +37,8 @@ def server_url():
     _requirements()
     import uvicorn
 
-    from talkface.live.server import ServerConfig, create_app
+    from talkface.live.app import create_app
+    from talkface.live.config import ServerConfig
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
