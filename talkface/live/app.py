@@ -3,6 +3,7 @@ mapping of typed client errors to HTTP statuses. The work lives in jobs (file re
 sessions (live faces) and protocol (the WebSocket messages)."""
 
 import asyncio
+import logging
 import shutil
 import tempfile
 from contextlib import asynccontextmanager
@@ -50,6 +51,9 @@ def create_app(config: ServerConfig | None = None):
     from talkface import __version__
 
     server = Server(config or ServerConfig())
+    # python-multipart logs each malformed body a client sends as a warning on stderr: a
+    # client's mistake, answered with a 400, not the operator's concern
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     # uploads stay in memory up to the body cap instead of spilling to the system temp folder
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, server.config.max_upload_bytes + 1)
 
