@@ -76,14 +76,7 @@ def create_app(config: ServerConfig | None = None):
     async def client_error(request, exc: ClientError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
 
-    @app.middleware("http")
-    async def guard(request, call_next):
-        try:
-            check_caller(server.config, request.headers)
-            check_body_size(server.config, request.method, request.headers)
-        except ClientError as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
-        return await call_next(request)
+    app.add_middleware(Guard, config=server.config)
 
     web = resources.files("talkface.live") / "web"
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
@@ -91,6 +84,28 @@ def create_app(config: ServerConfig | None = None):
     _add_file_routes(app, server)
     _add_live_routes(app, server)
     return app
+
+
+class Guard:
+    """Host, Origin and body size checked before any route runs. A plain ASGI middleware: it
+    leaves `receive` alone, so a route can still see its client disconnect."""
+
+    def __init__(self, app, config: ServerConfig) -> None:
+        self.app, self.config = app, config
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            from starlette.datastructures import Headers
+            from starlette.responses import JSONResponse
+
+            headers = Headers(scope=scope)
+            try:
+                check_caller(self.config, headers)
+                check_body_size(self.config, scope["method"], headers)
+            except ClientError as exc:
+                response = JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def bearer(server: Server, allow_query: bool = False):
