@@ -172,6 +172,8 @@ async def bad_traffic(client, url: str, port: int, tally: Tally, until: float, r
             tally.record("bad_live", "not_closed")
         except websockets.ConnectionClosed as exc:
             tally.record("bad_live", "ok" if exc.rcvd and exc.rcvd.code == 1008 else f"code_{exc.rcvd}")
+        except Exception as exc:   # e.g. a handshake timeout on a starved machine: counted, not fatal
+            tally.record("bad_live", type(exc).__name__)
         await asyncio.sleep(rng.uniform(0.5, 2.0))
 
 
