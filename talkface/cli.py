@@ -286,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image", help="portrait (default: built-in)")
     b.add_argument("--audio", help="audio (default: built-in spoken sentence, repeated)")
     b.add_argument("--stream", action="store_true", help="benchmark the streaming engine instead")
+    b.add_argument("--sessions", type=_positive_int, help="with --stream: live sessions at once; default 1")
+    b.add_argument("--trials", type=int, help="with --stream: first-frame trials before; default 20")
+    b.add_argument("--soak", action="store_true", help="mixed traffic against a loopback server (see --minutes)")
+    b.add_argument("--minutes", type=_float, default=30.0, help="with --soak: how long; default 30")
     b.set_defaults(func=cmd_bench)
 
     v = sub.add_parser("verify", help="is this video or image marked as talkface-generated?")

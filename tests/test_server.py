@@ -12,7 +12,12 @@ with warnings.catch_warnings():   # starlette's note about httpx2 is not ours to
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-from talkface.live import server  # noqa: E402
+from talkface.live import protocol, server  # noqa: E402
+from talkface.live.app import create_app  # noqa: E402
+from talkface.live.config import ServerConfig, is_loopback  # noqa: E402
+
+BASE = "http://localhost"   # a loopback Host header: other names are refused (DNS rebinding guard)
+WS = "ws://localhost"
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +34,15 @@ def wav_bytes():
 
 @pytest.fixture(scope="module")
 def client():
-    app = server.create_app(server.ServerConfig(max_upload_bytes=256 * 1024, max_seconds=5))
-    with TestClient(app) as c:
+    app = create_app(ServerConfig(max_upload_bytes=256 * 1024, max_seconds=5))
+    with TestClient(app, base_url=BASE) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def locked():
-    app = server.create_app(server.ServerConfig(token="s3cret"))
-    with TestClient(app) as c:
+    app = create_app(ServerConfig(token="s3cret"))
+    with TestClient(app, base_url=BASE) as c:
         yield c
 
 
@@ -112,9 +117,9 @@ def test_token_required(locked, wav_bytes):
     from starlette.websockets import WebSocketDisconnect
 
     with pytest.raises(WebSocketDisconnect):
-        with locked.websocket_connect("/v1/live") as ws:
+        with locked.websocket_connect(WS + "/v1/live") as ws:
             ws.receive_text()
-    with locked.websocket_connect("/v1/live?token=s3cret") as ws:
+    with locked.websocket_connect(WS + "/v1/live?token=s3cret") as ws:
         assert json.loads(ws.receive_text())["type"] == "ready"
 
 
@@ -124,9 +129,9 @@ def _frames(ws, n):
         m = ws.receive()
         if m.get("bytes"):
             b = m["bytes"]
-            magic, index, pts, sent, flags, jl, pl = struct.unpack(server.FRAME_HEADER, b[:server.FRAME_HEADER_SIZE])
-            assert magic == server.FRAME_MAGIC and len(b) == server.FRAME_HEADER_SIZE + jl + pl
-            jpeg = b[server.FRAME_HEADER_SIZE:server.FRAME_HEADER_SIZE + jl]
+            magic, index, pts, sent, flags, jl, pl = struct.unpack(protocol.FRAME_HEADER, b[:protocol.FRAME_HEADER_SIZE])
+            assert magic == protocol.FRAME_MAGIC and len(b) == protocol.FRAME_HEADER_SIZE + jl + pl
+            jpeg = b[protocol.FRAME_HEADER_SIZE:protocol.FRAME_HEADER_SIZE + jl]
             assert jpeg[:2] == b"\xff\xd8" if not flags & 4 else jl == 0   # 4: skipped picture, keep the last
             out.append((index, pts, flags, pl))
         elif m.get("text"):
@@ -135,15 +140,15 @@ def _frames(ws, n):
 
 
 def test_live_session_speaks_and_records(client):
-    with client.websocket_connect("/v1/live") as ws:
+    with client.websocket_connect(WS + "/v1/live") as ws:
         ready = json.loads(ws.receive_text())
-        assert ready["type"] == "ready" and ready["audio_rate"] == server.LIVE_AUDIO_RATE
+        assert ready["type"] == "ready" and ready["audio_rate"] == protocol.LIVE_AUDIO_RATE
         ws.send_text(json.dumps({"type": "say", "text": "Hello there!"}))
         ws.send_text(json.dumps({"type": "controls", "emotion": "happy", "head_distance": 9}))
         ws.send_text("not json")
         frames, texts = _frames(ws, 40)
         assert [f[0] for f in frames] == list(range(40))
-        assert all(f[3] == 2 * server.LIVE_AUDIO_RATE // 25 for f in frames)
+        assert all(f[3] == 2 * protocol.LIVE_AUDIO_RATE // 25 for f in frames)
         assert any(f[2] & 1 for f in frames), "speech frames arrive"
         errors = [t["message"] for t in texts if t["type"] == "error"]
         assert any("head-distance" in e for e in errors) and any("unknown message" in e for e in errors)
@@ -159,23 +164,65 @@ def test_portrait_upload_errors(client):
     from starlette.websockets import WebSocketDisconnect
 
     with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect("/v1/live?portrait=nope") as ws:
+        with client.websocket_connect(WS + "/v1/live?portrait=nope") as ws:
             ws.receive_text()
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _serve_args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    server.add_arguments(p)
+    return p.parse_args(list(argv))
 
 
 def test_public_bind_without_token_warns(monkeypatch, capsys):
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
-    p = argparse.ArgumentParser()
-    server.add_arguments(p)
-    assert server.run(p.parse_args(["--host", "0.0.0.0"])) == 0
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    # the public address is bound on loopback here: this test sends nothing anywhere
+    monkeypatch.setattr(server, "bind", lambda host, port: server.socket.create_server(("127.0.0.1", 0)))
+    assert server.run(_serve_args("--host", "0.0.0.0")) == 0
     assert "warning" in capsys.readouterr().err
-    assert server.run(p.parse_args(["--host", "0.0.0.0", "--token", "t"])) == 0
+    assert server.run(_serve_args("--host", "0.0.0.0", "--token", "t")) == 0
     assert "warning" not in capsys.readouterr().err
-    assert server.run(p.parse_args([])) == 0
-    assert "warning" not in capsys.readouterr().err
-    assert server.is_loopback("::1") and server.is_loopback("localhost") and not server.is_loopback("192.168.1.2")
+    assert is_loopback("::1") and is_loopback("localhost") and not is_loopback("192.168.1.2")
+
+
+def test_serve_on_a_busy_port_is_one_line_exit_2(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert server.run(_serve_args("--port", str(port))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot listen on 127.0.0.1:" in err[0] and "in use" in err[0], err
+
+
+def test_serve_on_bracketed_ipv6_loopback(monkeypatch, capsys):
+    import socket
+
+    import uvicorn
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    bound = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: bound.extend(s.getsockname() for s in sockets))
+    try:
+        port = _free_port("::1")
+    except OSError:
+        pytest.skip("::1 cannot be bound here")
+    assert server.run(_serve_args("--host", "[::1]", "--port", str(port))) == 0
+    assert bound and bound[0][0] == "::1" and bound[0][1] == port
+    assert f"http://[::1]:{port}/" in capsys.readouterr().err
 
 
 def test_cross_origin_requests_refused(client):
@@ -184,7 +231,7 @@ def test_cross_origin_requests_refused(client):
     from starlette.websockets import WebSocketDisconnect
 
     with pytest.raises(WebSocketDisconnect):
-        with client.websocket_connect("/v1/live", headers={"Origin": "https://evil.example"}) as ws:
+        with client.websocket_connect(WS + "/v1/live", headers={"Origin": "https://evil.example"}) as ws:
             ws.receive_text()
-    with client.websocket_connect("/v1/live", headers={"Origin": "http://testserver"}) as ws:
+    with client.websocket_connect(WS + "/v1/live", headers={"Origin": "http://localhost"}) as ws:
         assert json.loads(ws.receive_text())["type"] == "ready"

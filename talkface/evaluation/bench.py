@@ -122,13 +122,12 @@ def run_floor_bench(size: int = 512, fps: float = 25.0, frames: int = FLOOR_FRAM
 
 
 def run_bench(args) -> int:
-    if args.stream:
-        from talkface.live.stream import run_stream_bench
+    if getattr(args, "soak", False):
+        from talkface.evaluation.soak import run_soak_command
 
-        result = run_stream_bench(seconds=args.seconds or 300.0, size=args.size, fps=args.fps or 40.0)
-        print(f"streaming, {args.size}x{args.size} at {args.fps or 40.0:g} fps")
-        for key, value in result.items():
-            print(f"  {key:22s} {value:10.1f}" if isinstance(value, float) else f"  {key:22s} {value}")
+        return run_soak_command(args)
+    if args.stream:
+        result = _run_stream(args)
     else:
         result = run_file_bench(args.seconds or 30.0, args.size, args.fps or 25.0, args.image, args.audio)
         print(f"{result['frames']} frames of {result['size']}x{result['size']} from {result['seconds_of_audio']:.1f} s of audio "
@@ -144,3 +143,20 @@ def run_bench(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _run_stream(args) -> dict:
+    from talkface.evaluation.bench_stream import run_stream_bench
+
+    sessions = getattr(args, "sessions", None) or 1
+    trials = getattr(args, "trials", None)
+    result = run_stream_bench(seconds=args.seconds or 300.0, sessions=sessions, size=args.size,
+                              fps=args.fps or 40.0, trials=20 if trials is None else trials)
+    print(f"streaming, {sessions} session(s), {args.size}x{args.size} at {args.fps or 40.0:g} fps")
+    for key, value in result.items():
+        if key != "per_session":
+            print(f"  {key:26s} {value:10.1f}" if isinstance(value, float) else f"  {key:26s} {value}")
+    for i, s in enumerate(result["per_session"]):
+        print(f"  session {i}: {s['fps']:.1f} fps, {s['dropped_frames']} dropped, {s['late_frames']} late, "
+              f"first frame {s['first_frame_ms'] or float('nan'):.0f} ms")
+    return result

@@ -33,7 +33,7 @@ from talkface.analysis.audio import SAMPLE_RATE, resample
 from talkface.engine import Animator, FaceModel, GenerateOptions
 from talkface.errors import InputError
 
-__all__ = ["AvatarStream", "StreamFrame", "StreamFull", "run_stream_bench"]
+__all__ = ["AvatarStream", "StreamFrame", "StreamFull"]
 
 
 class StreamFull(InputError):
@@ -157,6 +157,59 @@ def _as_float(pcm, channels: int = 1) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
+class _Playback:
+    """The committed playback audio at `audio_rate`, and where speech and utterance ends lie on
+    the 16 kHz timeline (worker thread only)."""
+
+    def __init__(self, audio_rate: int, fps: float) -> None:
+        self.audio_rate, self.fps = audio_rate, fps
+        self.out = np.zeros(0, np.float32)   # committed playback audio from sample `base` on
+        self.base = 0
+        self.spans: list[list[int]] = []     # committed speech on the 16 kHz timeline: [start, end)
+        self.segment_ends: list[int] = []    # 16 kHz timeline positions where utterances end
+
+    def missing(self, samples_in: int) -> int:
+        """Playback samples still to add to cover the timeline up to `samples_in` (16 kHz)."""
+        return int(round(samples_in * self.audio_rate / SAMPLE_RATE)) - (self.base + len(self.out))
+
+    def append(self, part: np.ndarray, need: int) -> None:
+        if len(part) < need:
+            part = np.concatenate([part, np.zeros(need - len(part), np.float32)])
+        self.out = np.concatenate([self.out, part])
+
+    def add_speech(self, before: int, after: int) -> None:
+        if self.spans and self.spans[-1][1] == before:
+            self.spans[-1][1] = after
+        else:
+            self.spans.append([before, after])
+
+    def speech_after(self, start: int) -> bool:
+        return bool(self.spans) and self.spans[-1][1] > start
+
+    def cut(self, pos: int) -> None:
+        """After Animator.interrupt: cut the audio and speech spans to the timeline at `pos`."""
+        cut = int(round(pos * self.audio_rate / SAMPLE_RATE)) - self.base
+        self.out = self.out[: max(0, cut)]
+        self.spans = [[a, min(b, pos)] for a, b in self.spans if a < pos]
+        self.segment_ends = [p for p in self.segment_ends if p <= pos]
+
+    def frame(self, n: int, start: int, end: int) -> tuple[np.ndarray, bool, bool]:
+        """Frame n's audio (int16), whether speech plays in it, whether an utterance ends in it;
+        `start`, `end`: the frame's span on the 16 kHz timeline."""
+        a0 = int(round(n * self.audio_rate / self.fps)) - self.base
+        a1 = int(round((n + 1) * self.audio_rate / self.fps)) - self.base
+        chunk = self.out[max(0, a0):a1]
+        if len(chunk) < a1 - max(0, a0):
+            chunk = np.concatenate([chunk, np.zeros(a1 - max(0, a0) - len(chunk), np.float32)])
+        self.out = self.out[max(0, a1):]
+        self.base += max(0, a1)
+        speech = any(a < end and b > start for a, b in self.spans)
+        self.spans = [s for s in self.spans if s[1] > end]
+        seg_end = any(p <= end for p in self.segment_ends)
+        self.segment_ends = [p for p in self.segment_ends if p > end]
+        return (np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16), speech, seg_end
+
+
 class AvatarStream:
     """One live talking face. Thread-safe: push_audio / end_of_speech / interrupt /
     set_controls may be called from any thread or the event loop; iterate the frames in one
@@ -186,13 +239,10 @@ class AvatarStream:
         self._rsout: _Resampler | None = None
         self._rate_in: int | None = None
         self._eos_at: int | None = None    # q16.pushed when end_of_speech() was called
-        self._segment_ends: list[int] = []  # 16 kHz timeline positions where utterances end
         self._interrupt = False
         self._dropped_speech = False
         self._controls = None
-        self._spans: list[list[int]] = []  # committed speech on the 16 kHz timeline: [start, end)
-        self._out = np.zeros(0, np.float32)  # committed playback audio from sample _out_base on
-        self._out_base = 0
+        self._play = _Playback(self.audio_rate, self.fps)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkface-stream")
         self._closed = False
         self._produce_s = 0.015            # running estimate of one frame's render + encode time
@@ -279,36 +329,34 @@ class AvatarStream:
         before = anim.samples_in
         frames = anim.push_audio(x) if len(x) else []
         after = anim.samples_in
-        target = int(round(after * self.audio_rate / SAMPLE_RATE))
-        need = target - (self._out_base + len(self._out))
+        need = self._play.missing(after)
         if need > 0:
+            part = np.zeros(0, np.float32)
             if speech:
                 with self._lock:
                     part = self._qout.take(need)
-            else:
-                part = np.zeros(0, np.float32)
-            if len(part) < need:
-                part = np.concatenate([part, np.zeros(need - len(part), np.float32)])
-            self._out = np.concatenate([self._out, part])
+            self._play.append(part, need)
         if speech and after > before:
-            if self._spans and self._spans[-1][1] == before:
-                self._spans[-1][1] = after
-            else:
-                self._spans.append([before, after])
+            self._play.add_speech(before, after)
         return frames
-
-    def _drop_uncommitted(self) -> None:
-        """After Animator.interrupt: cut the playback audio and speech spans to the timeline."""
-        pos = self.animator.samples_in
-        cut = int(round(pos * self.audio_rate / SAMPLE_RATE)) - self._out_base
-        self._out = self._out[: max(0, cut)]
-        self._spans = [[a, min(b, pos)] for a, b in self._spans if a < pos]
-        self._segment_ends = [p for p in self._segment_ends if p <= pos]
 
     def _produce(self, render: bool = True) -> StreamFrame:
         """The next frame (worker thread). The lock guards only the queues and flags, never the
         rendering, so push_audio on the event loop never waits for a frame."""
         t_start = time.perf_counter()
+        interrupted = self._apply_requests()
+        n = self.animator.next_frame
+        frame = self._advance(render)
+        pcm, speech, seg_end = self._play.frame(n, self.animator.sample_at(n), self.animator.sample_at(n + 1))
+        image, jpeg, repeated = self._picture(frame.image)
+        if not repeated:
+            self._produce_s += (time.perf_counter() - t_start - self._produce_s) * 0.1
+        return StreamFrame(index=frame.index, pts=frame.index / self.fps, image=image, audio=pcm,
+                           audio_rate=self.audio_rate, speech=speech, segment_end=seg_end, jpeg=jpeg,
+                           interrupted=interrupted, repeated=repeated, motion=frame.motion)
+
+    def _apply_requests(self) -> bool:
+        """Apply a pending interrupt and new controls; True when the interrupt cut speech."""
         anim = self.animator
         with self._lock:
             do_interrupt, self._interrupt = self._interrupt, False
@@ -318,83 +366,84 @@ class AvatarStream:
         if do_interrupt:
             interrupted = dropped or anim.samples_in > anim.sample_at(anim.next_frame)
             anim.interrupt()
-            self._drop_uncommitted()
+            self._play.cut(anim.samples_in)
         if controls is not None:
             anim.set_controls(controls)
+        return interrupted
+
+    def _advance(self, render: bool):
+        """Commit the queued speech (or silence) the next frame needs, and make it."""
+        anim = self.animator
         n = anim.next_frame
-        start, end = anim.sample_at(n), anim.sample_at(n + 1)
+        start = anim.sample_at(n)
         need = anim.samples_needed(n) - anim.samples_in
         pending = anim.samples_in > start
-        take = None
         with self._lock:
             queued = len(self._q16)
             eos_queued = self._eos_at is not None and self._eos_at > self._q16.taken
+            take = None
             if queued and (pending or queued >= need + self.jitter or eos_queued):
                 take = self._q16.take(max(0, need))
                 utterance_done = eos_queued and self._q16.taken >= self._eos_at
                 if utterance_done:
                     self._eos_at = None
                 queue_empty = len(self._q16) == 0
-        frames = []
         if take is not None:
-            frames = self._commit(take, speech=True)
-            if utterance_done:
-                self._segment_ends.append(anim.samples_in)
-                with self._lock:
-                    if self._eos_at is None and len(self._q16) == 0:
-                        self._qout.clear()     # rounding leftovers of the finished utterance
-            short = need - len(take)
-            if not frames and short > 0:
-                if queue_empty and self._segment_ends and self._segment_ends[-1] == anim.samples_in:
-                    frames = self._commit(np.zeros(short, np.float32), speech=False)  # utterance tail
-                elif anim.samples_in < end:
-                    self.stats["underruns"] += 1
-                    frames = self._commit(np.zeros(end - anim.samples_in, np.float32), speech=False)
-        elif pending:
-            speech_left = bool(self._spans) and self._spans[-1][1] > start
-            if speech_left and need > 0:     # the tail of an utterance: its look-ahead is silence
-                frames = self._commit(np.zeros(need, np.float32), speech=False)
-            # else: only the tail's look-ahead silence is pending; the next frames use it up (the
-            # lip-sync model keeps its running state, unlike after an interrupt)
-        if frames:
-            frame = frames[0]
-        elif anim.samples_in > start:
-            frame = anim.force_frame(render=render)
+            frames = self._commit_speech(take, need, utterance_done, queue_empty)
+        elif pending and self._play.speech_after(start) and need > 0:
+            # the tail of an utterance: its look-ahead is silence (otherwise only the tail's
+            # look-ahead silence is pending; the next frames use it up, the lip-sync model keeps
+            # its running state, unlike after an interrupt)
+            frames = self._commit(np.zeros(need, np.float32), speech=False)
         else:
-            frame = anim.idle_frame(render=render)
-            self._commit(np.zeros(0, np.float32), speech=False)  # pads playback audio for the silence
-        # the frame's audio at the playback rate
-        a0 = int(round(n * self.audio_rate / self.fps)) - self._out_base
-        a1 = int(round((n + 1) * self.audio_rate / self.fps)) - self._out_base
-        chunk = self._out[max(0, a0):a1]
-        if len(chunk) < a1 - max(0, a0):
-            chunk = np.concatenate([chunk, np.zeros(a1 - max(0, a0) - len(chunk), np.float32)])
-        self._out = self._out[max(0, a1):]
-        self._out_base += max(0, a1)
-        speech = any(a < end and b > start for a, b in self._spans)
-        self._spans = [s for s in self._spans if s[1] > end]
-        seg_end = any(p <= end for p in self._segment_ends)
-        self._segment_ends = [p for p in self._segment_ends if p > end]
-        image = frame.image
-        jpeg = None
-        repeated = image is None
-        if repeated:   # skipped to catch up: show the previous picture again, keep the audio flowing
+            frames = []
+        if frames:
+            return frames[0]
+        if anim.samples_in > start:
+            return anim.force_frame(render=render)
+        frame = anim.idle_frame(render=render)
+        self._commit(np.zeros(0, np.float32), speech=False)  # pads playback audio for the silence
+        return frame
+
+    def _commit_speech(self, take: np.ndarray, need: int, utterance_done: bool, queue_empty: bool) -> list:
+        anim = self.animator
+        frames = self._commit(take, speech=True)
+        if utterance_done:
+            self._play.segment_ends.append(anim.samples_in)
+            with self._lock:
+                if self._eos_at is None and len(self._q16) == 0:
+                    self._qout.clear()     # rounding leftovers of the finished utterance
+        short = need - len(take)
+        if frames or short <= 0:
+            return frames
+        end = anim.sample_at(anim.next_frame + 1)
+        ends = self._play.segment_ends
+        if queue_empty and ends and ends[-1] == anim.samples_in:
+            return self._commit(np.zeros(short, np.float32), speech=False)  # utterance tail
+        if anim.samples_in < end:
+            self.stats["underruns"] += 1
+            return self._commit(np.zeros(end - anim.samples_in, np.float32), speech=False)
+        return frames
+
+    def _picture(self, image: np.ndarray | None) -> tuple[np.ndarray, bytes | None, bool]:
+        """(image, JPEG, repeated): a skipped render shows the previous picture again."""
+        if image is None:
             image, jpeg = self._last_image, self._last_jpeg
-            if image is None:
-                image = self.face.portrait.image
-        elif self.jpeg_quality is not None:
+            return (image if image is not None else self.face.portrait.image), jpeg, True
+        jpeg = None
+        if self.jpeg_quality is not None:
             import cv2
 
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, int(self.jpeg_quality)])
             jpeg = buf.tobytes() if ok else None
-        if not repeated:
-            self._last_image, self._last_jpeg = image, jpeg
-            self._produce_s += (time.perf_counter() - t_start - self._produce_s) * 0.1
-        pcm = (np.clip(chunk, -1.0, 1.0) * 32767.0).astype(np.int16)
-        return StreamFrame(index=frame.index, pts=frame.index / self.fps, image=image, audio=pcm,
-                           audio_rate=self.audio_rate, speech=speech, segment_end=seg_end, jpeg=jpeg,
-                           interrupted=interrupted, repeated=repeated, motion=frame.motion)
+        self._last_image, self._last_jpeg = image, jpeg
+        return image, jpeg, False
+
+    @property
+    def produce_seconds(self) -> float:
+        """Running average wall time to make one rendered frame (render, watermark, JPEG, timeline)."""
+        return self._produce_s
 
     def next_frame_now(self) -> StreamFrame:
         """Make the next frame immediately, unpaced, in the caller's thread (tests, offline use)."""
@@ -457,170 +506,3 @@ class AvatarStream:
     async def aclose(self) -> None:
         self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
-
-
-# ---------------------------------------------------------------------- benchmark
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _bench_speech(seconds: float) -> np.ndarray:
-    """Offline-synthesised speech with natural pauses, repeated to `seconds` (16 kHz)."""
-    from talkface.analysis.audio import checked_audio
-    from talkface.analysis.speech import speak
-
-    lines = ["Hello! I am a talking portrait, streaming live from a single photo.",
-             "Every frame you see is rendered on the processor, in real time, as the words arrive.",
-             "When I stop talking, I keep breathing and blinking, and I wait for you."]
-    parts = []
-    for line in lines:
-        s = speak(line)
-        parts += [checked_audio(s.samples, s.sample_rate).samples, np.zeros(int(0.4 * SAMPLE_RATE), np.float32)]
-    one = np.concatenate(parts)
-    reps = int(np.ceil(seconds * SAMPLE_RATE / len(one)))
-    return np.tile(one, reps)[: int(seconds * SAMPLE_RATE)]
-
-
-async def _first_frame_once(face, options, speech, chunk_s: float, realtime: bool, idle_s: float,
-                            jpeg_quality: int) -> float:
-    stream = AvatarStream(face, options, jpeg_quality=jpeg_quality)
-    frames = stream.frames()
-    loop = asyncio.get_running_loop()
-    t_push = None
-    pusher = None
-
-    async def push_all():
-        nonlocal t_push
-        step = int(chunk_s * SAMPLE_RATE)
-        t = loop.time()
-        for i, a in enumerate(range(0, len(speech), step)):
-            if t_push is None:
-                t_push = time.monotonic()
-            stream.push_audio(speech[a:a + step], SAMPLE_RATE)
-            if realtime:
-                t += chunk_s
-                await asyncio.sleep(max(0.0, t - loop.time()))
-        stream.end_of_speech()
-
-    try:
-        t_idle_end = loop.time() + idle_s
-        async for f in frames:
-            if pusher is None and loop.time() >= t_idle_end:
-                pusher = asyncio.ensure_future(push_all())
-            if t_push is not None and f.speech and not f.repeated:   # a picture the speech drove
-                return (f.released - t_push) * 1000.0
-    finally:
-        if pusher is not None:
-            pusher.cancel()
-        await frames.aclose()
-        stream.close()
-    raise RuntimeError("stream ended before a speech frame")
-
-
-async def _sustained(face, options, speech, chunk_s: float, jpeg_quality: int) -> dict:
-    stream = AvatarStream(face, options, jpeg_quality=jpeg_quality)
-    loop = asyncio.get_running_loop()
-    seconds = len(speech) / SAMPLE_RATE
-    done = asyncio.Event()
-
-    async def push_all():
-        step = int(chunk_s * SAMPLE_RATE)
-        t = loop.time()
-        for a in range(0, len(speech), step):
-            stream.push_audio(speech[a:a + step], SAMPLE_RATE)
-            t += chunk_s
-            await asyncio.sleep(max(0.0, t - loop.time()))
-        stream.end_of_speech()
-        done.set()
-
-    rss_start = _rss_mb()
-    cpu_start = time.process_time()   # all threads of this process: what the stream costs, whatever else runs
-    pusher = asyncio.ensure_future(push_all())
-    count, rendered, t_first, t_last = 0, 0, None, None
-    rss_samples = []
-    frames = stream.frames()
-    try:
-        async for f in frames:
-            count += 1
-            rendered += int(not f.repeated)
-            t_last = f.released
-            if t_first is None:
-                t_first = f.released
-            if count % int(10 * options.fps) == 0:
-                rss_samples.append(_rss_mb())
-            if done.is_set() and stream.queued_seconds == 0 and not f.speech:
-                break
-            if t_last - t_first > seconds + 10:
-                break
-    finally:
-        pusher.cancel()
-        await frames.aclose()
-        stream.close()
-    elapsed = (t_last - t_first) if count > 1 else float("nan")
-    times = stream.animator.times
-    return {"fps": (rendered - 1) / elapsed, "released_fps": (count - 1) / elapsed, "frames": count,
-            "elapsed_s": elapsed, "skipped_frames": stream.stats["skipped_frames"],
-            "dropped_frames": stream.stats["dropped_frames"], "late_frames": stream.stats["late_frames"],
-            "max_late_ms": stream.stats["max_late_ms"], "underruns": stream.stats["underruns"],
-            "speech_frames": stream.stats["speech_frames"],
-            "render_ms": 1000 * times.render / max(times.frames, 1),
-            "watermark_ms": 1000 * times.watermark / max(times.frames, 1),
-            "produce_ms": 1000 * stream._produce_s,
-            "cpu_ms_per_frame": 1000 * (time.process_time() - cpu_start) / max(rendered, 1),
-            "rss_mb_start": rss_start, "rss_mb_end": _rss_mb(),
-            "rss_mb_max": max(rss_samples + [rss_start])}
-
-
-def run_stream_bench(seconds: float = 300, sessions: int = 20, size: int = 512, *, fps: float = 40.0,
-                     chunk_ms: float = 20.0, jpeg_quality: int = 80, portrait=None) -> dict:
-    """The live stream measured: first-frame latency over `sessions` fresh sessions, then
-    `seconds` of speech streamed in real time (`chunk_ms` chunks, like a microphone or a
-    streaming TTS) at `size` x `size` and `fps`, every frame JPEG-encoded as the web app does.
-
-    first_frame_ms: from pushing the first audio chunk to the first frame driven by it
-    leaving the iterator, with speech arriving in real time (`first_frame_burst_ms_*`: the
-    whole utterance pushed at once, as a fast TTS does). fps: rendered pictures per second
-    (`released_fps` also counts frames whose picture was skipped to keep up). dropped_frames:
-    skipped pictures plus frames released more than one frame period after their time.
-    """
-    from talkface.analysis.portrait import Portrait
-
-    face = FaceModel(portrait if portrait is not None else Portrait.builtin(size))
-    options = GenerateOptions(fps=fps)
-    speech = _bench_speech(max(seconds, 5.0))
-    clip = speech[: int(2.0 * SAMPLE_RATE)]
-    rng = np.random.default_rng(0)
-    probe = Animator(face, options)
-    lookahead_ms = 1000 * (probe.samples_needed(100) - probe.sample_at(100)) / SAMPLE_RATE  # audio past a frame's start
-
-    async def main() -> dict:
-        rt, burst = [], []
-        for i in range(sessions):
-            idle = 0.3 + float(rng.uniform(0, 1.0 / fps))   # random phase against the frame clock
-            rt.append(await _first_frame_once(face, options, clip, chunk_ms / 1000, True, idle, jpeg_quality))
-            burst.append(await _first_frame_once(face, options, clip, 0.5, False, idle, jpeg_quality))
-        sustained = await _sustained(face, options, speech[: int(seconds * SAMPLE_RATE)], chunk_ms / 1000,
-                                     jpeg_quality)
-        return {"first_frame_ms_p50": float(np.percentile(rt, 50)), "first_frame_ms_p95": float(np.percentile(rt, 95)),
-                "first_frame_burst_ms_p50": float(np.percentile(burst, 50)),
-                "first_frame_burst_ms_p95": float(np.percentile(burst, 95)),
-                "fps": sustained["fps"], "dropped_frames": sustained["dropped_frames"],
-                "rss_mb_start": sustained["rss_mb_start"], "rss_mb_end": sustained["rss_mb_end"],
-                "target_fps": fps, "size": size, "seconds": seconds, "sessions": sessions, "chunk_ms": chunk_ms,
-                "lookahead_ms": lookahead_ms,
-                **{k: sustained[k] for k in ("released_fps", "skipped_frames", "late_frames", "max_late_ms",
-                                             "underruns", "render_ms", "watermark_ms",
-                                             "produce_ms", "cpu_ms_per_frame", "rss_mb_max", "frames",
-                                             "speech_frames")}}
-
-    return asyncio.run(main())
-

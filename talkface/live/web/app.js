@@ -6,13 +6,17 @@
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let token = params.get("token") || sessionStorage.getItem("talkface-token") || "";
-if (params.get("token")) sessionStorage.setItem("talkface-token", token);
+if (params.has("token")) {   // keep the token for this tab, but not in the address bar or its history
+  sessionStorage.setItem("talkface-token", token);
+  params.delete("token");
+  history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
+}
 
 const JITTER_S = 0.06;            // playout delay that absorbs network jitter
-const MAX_BUFFER_S = 0.25;        // after a stall the server catches up in a burst: beyond this, drop to stay live
+const MAX_BUFFER_S = 0.15;        // after a stall the server catches up in a burst: beyond this, drop to stay live
 const stats = (window.talkface = {
   received: 0, shown: 0, speechFrames: 0, distinct: 0, dropped: 0, fps: 0, errors: [], session: null,
-  connected: false, clock: "none", shownAt: [], transitMs: [],
+  connected: false, clock: "none", shownAt: [], transitMs: [], bufferMs: [],
 });
 const canvas = $("view");
 const g2d = canvas.getContext("2d");
@@ -21,6 +25,7 @@ let pending = [];                  // decoded frames waiting for their time: {bm
 let mic = null, lastKey = null;
 
 function status(text) { $("status").textContent = text; }
+function setLive(on) { $("speech").disabled = $("controls").disabled = !on; stats.connected = on; }
 function showError(text) { $("error").textContent = text || ""; if (text) stats.errors.push(text); }
 function authHeaders() { return token ? { Authorization: "Bearer " + token } : {}; }
 function audioRunning() { return audioCtx && audioCtx.state === "running"; }
@@ -33,6 +38,8 @@ async function detail(response) {
 async function start() {
   showError("");
   if (ws) { ws.onclose = null; ws.close(); ws = null; }
+  setLive(false);
+  session = stats.session = null;
   if (!audioCtx) {
     audioCtx = new AudioContext();
     outGain = audioCtx.createGain();
@@ -47,7 +54,7 @@ async function start() {
     const fd = new FormData();
     fd.append("image", file);
     const r = await fetch("/v1/portraits", { method: "POST", body: fd, headers: authHeaders() });
-    if (!r.ok) { showError("portrait: " + (await detail(r))); status("not connected"); return; }
+    if (!r.ok) { showError("portrait: " + (await detail(r)) + " (the session is stopped; choose another image and press Start)"); status("not connected"); return; }
     pid = (await r.json()).id;
   }
   const url = new URL("/v1/live", location.href);
@@ -59,9 +66,9 @@ async function start() {
   ws.binaryType = "arraybuffer";
   ws.onmessage = onMessage;
   ws.onclose = (e) => {
-    stats.connected = false;
-    status("disconnected" + (e.reason ? ": " + e.reason : ""));
-    $("speech").disabled = $("controls").disabled = true;
+    setLive(false);
+    status("disconnected" + (e.code !== 1000 && e.code !== 1005 ? ` (${e.code})` : ""));
+    if (e.reason) showError(e.reason);
   };
 }
 
@@ -70,9 +77,8 @@ function onMessage(ev) {
     const m = JSON.parse(ev.data);
     if (m.type === "ready") {
       session = stats.session = m;
-      stats.connected = true;
       playHead = 0;
-      $("speech").disabled = $("controls").disabled = false;
+      setLive(true);
       status(`live · ${m.size}×${m.size} · ${m.fps} fps`);
       sendControls();
     } else if (m.type === "error") {
@@ -123,6 +129,8 @@ function schedule(pcm) {
     src.start(playHead);
   }
   const at = playHead;
+  stats.bufferMs.push((playHead - now) * 1000);
+  if (stats.bufferMs.length > 500) stats.bufferMs.shift();
   playHead += pcm.length / rate;
   return at;
 }
@@ -158,7 +166,10 @@ setInterval(() => {
   $("latency").textContent = audioRunning() && playHead ? `buffer ${Math.max(0, (playHead - audioCtx.currentTime) * 1000).toFixed(0)} ms` : "page clock";
 }, 500);
 
-function send(obj) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(obj)); }
+function send(obj) {
+  if (ws && ws.readyState === 1) { ws.send(JSON.stringify(obj)); return true; }
+  return false;
+}
 
 function toInt16(f32) {
   const out = new Int16Array(f32.length);
@@ -231,7 +242,10 @@ document.querySelectorAll("#controls input, #controls select").forEach((el) => {
   const out = el.parentElement.querySelector("output");
   const show = () => { if (out) out.textContent = el.value; };
   show();
-  el.addEventListener("input", () => { show(); sendControls(); });
+  el.addEventListener("input", () => {
+    if ((el.id === "gaze_yaw" || el.id === "gaze_pitch") && $("gaze_free").checked) $("gaze_free").checked = false;
+    show(); sendControls();
+  });
 });
 
 async function download() {
@@ -246,7 +260,13 @@ async function download() {
 }
 
 $("start").addEventListener("click", start);
-$("say").addEventListener("click", () => { showError(""); send({ type: "say", text: $("text").value, voice: $("voice").value }); });
+$("image").addEventListener("change", () => { if ($("image").files.length) $("portrait_upload").checked = true; });
+$("token").value = token;
+$("token").addEventListener("change", () => { token = $("token").value.trim(); sessionStorage.setItem("talkface-token", token); });
+$("say").addEventListener("click", () => {
+  showError("");
+  if (!send({ type: "say", text: $("text").value, voice: $("voice").value })) showError("not connected: press Start first");
+});
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter") $("say").click(); });
 $("audio").addEventListener("change", (e) => sendAudioFile(e.target.files[0]));
 $("mic").addEventListener("click", toggleMic);
