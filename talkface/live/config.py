@@ -6,6 +6,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from talkface.errors import InputError
+
 MB = 1024 * 1024
 # CPU time one live session costs per frame at 512x512 (render + watermark + JPEG + timeline),
 # measured with `talkface bench --stream --sessions 1 --fps 25` (cpu_ms_per_frame) on the
@@ -35,7 +37,7 @@ def measured_live_capacity(fps: float, cores: int | None = None,
     return max(1, math.floor(cores * LIVE_CPU_SHARE / per_session))
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An option of `talkface serve` out of range; one line for the operator."""
 
 

@@ -2,8 +2,10 @@
 wrong and the status follows from the type (never from the words of a message)."""
 from __future__ import annotations
 
+from talkface.errors import TalkfaceError
 
-class ClientError(Exception):
+
+class ClientError(TalkfaceError):
     """Something the client must change; `str(self)` is the one-line reason sent back."""
 
     status = 400
