@@ -172,6 +172,9 @@ EVAL_COMMANDS = (
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
 )
+DATA_COMMANDS = (
+    ("prepare", "track real clips once and cache them for training", "talkface.data.prepare"),
+)
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
 )
@@ -243,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins(sub, PLUGIN_COMMANDS)
     ev = sub.add_parser("eval", help="measure talkface against real material")
     _add_plugins(ev.add_subparsers(dest="what", required=True), EVAL_COMMANDS)
+    da = sub.add_parser("data", help="prepare real talking-face clips for training")
+    _add_plugins(da.add_subparsers(dest="what", required=True), DATA_COMMANDS)
     tr = sub.add_parser("train", help="train talkface's models")
     _add_plugins(tr.add_subparsers(dest="what", required=True), TRAIN_COMMANDS)
     return parser

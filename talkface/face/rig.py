@@ -507,18 +507,7 @@ class FaceRig:
     def rest_gaze_deg(self) -> tuple[float, float]:
         """The portrait's own gaze (yaw, pitch) in degrees, from where the irises sit between
         the eye corners: what `--gaze camera` cancels."""
-        eyeball_r = 0.19 * self.iod
-        offsets = []
-        for iris, (a, b), upper, lower in ((lm.RIGHT_IRIS, (33, 133), lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER),
-                                           (lm.LEFT_IRIS, (263, 362), lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)):
-            c = self.canonical
-            centre_x = (c[a, 0] + c[b, 0]) / 2
-            centre_y = (c[list(upper[1:-1]), 1].mean() + c[list(lower[1:-1]), 1].mean()) / 2
-            offsets.append((c[iris[0], 0] - centre_x, c[iris[0], 1] - centre_y))
-        dx, dy = np.mean(offsets, axis=0)
-        yaw = np.degrees(np.arcsin(np.clip(dx / eyeball_r, -1, 1)))
-        pitch = np.degrees(np.arcsin(np.clip(-dy / eyeball_r, -1, 1)))
-        return float(yaw), float(pitch)
+        return lm.gaze_deg(self.canonical)
 
     # ---------------------------------------------------------------- per frame
     def expression_vector(self, e: Expression) -> np.ndarray:
