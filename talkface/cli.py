@@ -166,6 +166,7 @@ PLUGIN_COMMANDS = (
 )
 EVAL_COMMANDS = (
     ("lipsync", "lip sync against real videos", "talkface.evaluation.lipsync_eval"),
+    ("bilabial", "do the rendered lips close on p, b, m (real clips and espeak-ng speech)", "talkface.evaluation.bilabial"),
     ("reenact", "re-render real videos from their first frame", "talkface.evaluation.reenact"),
     ("dynamics", "head, blink and gaze statistics: generated vs real", "talkface.evaluation.dynamics"),
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),

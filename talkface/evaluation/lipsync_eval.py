@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface.evaluation.lipsync_metrics import MAX_LAG, at_frames, best_lag_r, closed_agreement, shifted
+from talkface.evaluation.lipsync_metrics import at_frames, best_lag_r, closed_agreement, shifted
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
@@ -105,7 +105,8 @@ def ridge_fit_predict(train: list[tuple[np.ndarray, np.ndarray]], x_test: np.nda
 # ------------------------------------------------------------------ models per video
 def fold_model_for(name: str, weights: Path | None = None):
     """The fold model (shipped beside the weights) that never saw video `name`, or None."""
-    from talkface.lipsync.model import WEIGHTS, LearnedMouth, load_params
+    from talkface.lipsync.model import WEIGHTS, load_params
+    from talkface.lipsync.shipped import from_params
 
     weights = Path(weights) if weights else WEIGHTS
     path = weights.with_name(weights.stem + "_folds.npz")
@@ -117,8 +118,8 @@ def fold_model_for(name: str, weights: Path | None = None):
             held = str(z[f"f{i}_held_out"]).split("|")
             if name in held:
                 params = {k[len(f"f{i}_"):]: z[k] for k in z.files if k.startswith(f"f{i}_") and k != f"f{i}_held_out"}
-                params.update({k: v for k, v in main.items() if k.startswith("cal_")})
-                return LearnedMouth(params)
+                params.update({k: v for k, v in main.items() if k.startswith(("cal_", "q_"))})
+                return from_params(params)
     return None
 
 
@@ -143,25 +144,31 @@ def predict_opening_width(model, feats) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ rendering
+def rendered_opening(face, model, audio, times: np.ndarray) -> np.ndarray:
+    """Animate `face` (a FaceModel) with `audio` through `model`; the tracked rendered opening
+    (IOD) at `times` (seconds on the audio's clock)."""
+    from talkface.analysis.tracking import track_frames
+    from talkface.engine import Animator, GenerateOptions, generate
+
+    options = GenerateOptions(fps=25.0, watermark_id=None)
+    frames = [f.image for f in generate(face, audio, options, animator=Animator(face, options, mouth_model=model))]
+    tr = track_frames(frames, times=np.arange(len(frames)) / 25.0, name="rendered")
+    op = tr.mouth_opening()
+    ok = np.isfinite(op)
+    return np.interp(times, tr.times[ok], op[ok]) if ok.sum() > 1 else np.full(len(times), np.nan)
+
+
 def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
     """Animate the video's first frame with its own audio; the tracked rendered opening at
     `times` (seconds on the audio's clock)."""
     import av
 
-    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
     from talkface.analysis.portrait import analyse
-    from talkface.analysis.tracking import track_frames
+    from talkface.engine import FaceModel
 
     with av.open(str(path)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
-    face = FaceModel(analyse(first, name=path.stem))
-    options = GenerateOptions(fps=25.0, watermark_id=None)
-    anim = Animator(face, options, mouth_model=model)
-    frames = [f.image for f in generate(face, audio, options, animator=anim)]
-    tr = track_frames(frames, times=np.arange(len(frames)) / 25.0, name=path.stem + "_rendered")
-    op = tr.mouth_opening()
-    ok = np.isfinite(op)
-    return np.interp(times, tr.times[ok], op[ok]) if ok.sum() > 1 else np.full(len(times), np.nan)
+    return rendered_opening(FaceModel(analyse(first, name=path.stem)), model, audio, times)
 
 
 # ------------------------------------------------------------------ plotting
@@ -252,7 +259,7 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
     group = {n: tuple(m for m in names if speakers.speaker(m) == speakers.speaker(n)) for n in names}
     rfeat = {p.stem: (ridge_features(f, m["times"]), m["opening"]) for p, m, _, f in data}
     if weights:
-        from talkface.lipsync.model import load_trained
+        from talkface.lipsync.shipped import load_trained
 
         shipped = load_trained(weights)
         if shipped is None:
@@ -330,7 +337,7 @@ def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float =
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clip
     from talkface.evaluation.lipsync_metrics import score_clip
-    from talkface.lipsync.model import load_trained
+    from talkface.lipsync.shipped import load_trained
 
     shipped = load_trained(weights) if weights else default_model_or_error()
     rows = []
@@ -363,7 +370,7 @@ def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float =
 
 
 def default_model_or_error():
-    from talkface.lipsync.model import load_trained
+    from talkface.lipsync.shipped import load_trained
 
     model = load_trained()
     if model is None:

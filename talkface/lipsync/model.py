@@ -331,9 +331,3 @@ def load_params(path: str | Path = WEIGHTS) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-def load_trained(path: str | Path = WEIGHTS) -> LearnedMouth | None:
-    """The shipped model, or None when no weights are installed."""
-    params = load_params(path)
-    return LearnedMouth(params) if params is not None else None

@@ -27,17 +27,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from talkface.analysis.audio import AudioFeatures
-
-# Same footage in two files: always on the same side of a split.
-SAME_FOOTAGE = ({"video_woman_frontal_03", "video_woman_hdtf_06"},)
+from talkface.training.lipsync_tcn import TcnSetup
 
 # A few sentences per language; espeak voices speak them (ja in kana: the ja voice cannot read kanji).
 CORPUS = {
@@ -291,161 +286,45 @@ def synthetic_set(n_clips: int, seed: int, log=print) -> list[tuple]:
     return out
 
 
-# ------------------------------------------------------------------ model fitting
-def design(feats, y=None):
-    """Stacked model inputs for one clip (fresh stream normaliser), and its targets."""
-    from talkface.lipsync.model import FRAME_DIM, LOOKAHEAD, FrameNormaliser, silence_frame, stack_context
-
-    pad = silence_frame()[:FRAME_DIM]
-    frames = np.concatenate([FrameNormaliser()(feats), np.repeat(pad[None], LOOKAHEAD, axis=0)])  # >= max(OFFSETS)
-    return stack_context(frames, pad, 0, len(feats)), y
-
-
-def fit_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden=(96, 48), epochs: int = 12, seed: int = 0,
-            lr: float = 2e-3, l2: float = 1e-4, batch: int = 256, noise: float = 0.1, log=None) -> dict:
-    """Masked, weighted MSE (NaN targets are ignored) with Adam."""
-    rng = np.random.default_rng(seed)
-    x_mean = x.mean(axis=0)
-    x_std = x.std(axis=0) + 1e-3
-    xs = ((x - x_mean) / x_std).astype(np.float32)
-    mask = np.isfinite(y).astype(np.float32) * w[:, None].astype(np.float32)
-    yt = np.nan_to_num(y).astype(np.float32)
-    y_scale = np.array([0.1, 0.05, 0.5, 0.5], np.float32)  # make the four outputs count alike
-    sizes = [x.shape[1], *hidden, y.shape[1]]
-    params = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        params += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype(np.float32), np.zeros(b, np.float32)]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    step = 0
-    n = len(xs)
-    n_layers = len(sizes) - 1
-    for epoch in range(epochs):
-        order = rng.permutation(n)
-        rate = lr * (0.5 * (1 + np.cos(np.pi * epoch / epochs)))
-        total = 0.0
-        for s in range(0, n, batch):
-            idx = order[s:s + batch]
-            h = [xs[idx] + rng.normal(0, noise, (len(idx), xs.shape[1])).astype(np.float32)]
-            for i in range(n_layers):
-                z = h[-1] @ params[2 * i] + params[2 * i + 1]
-                h.append(np.tanh(z) if i < n_layers - 1 else z)
-            err = (h[-1] - yt[idx]) / y_scale
-            mk = mask[idx]
-            total += float((err ** 2 * mk).sum())
-            g = 2 * err * mk / y_scale / max(1.0, float(mk.sum()) / y.shape[1])
-            grads = [None] * len(params)
-            for i in reversed(range(n_layers)):
-                grads[2 * i] = h[i].T @ g + l2 * params[2 * i]
-                grads[2 * i + 1] = g.sum(axis=0)
-                if i:
-                    g = (g @ params[2 * i].T) * (1 - h[i] ** 2)
-            step += 1
-            for j, (p, gr) in enumerate(zip(params, grads)):
-                m[j] = 0.9 * m[j] + 0.1 * gr
-                v[j] = 0.999 * v[j] + 0.001 * gr * gr
-                p -= rate * (m[j] / (1 - 0.9 ** step)) / (np.sqrt(v[j] / (1 - 0.999 ** step)) + 1e-8)
-        if log:
-            log(f"    epoch {epoch + 1}/{epochs} loss {total / max(1.0, mask.sum()):.4f}")
-    from talkface.lipsync.model import OFFSETS, SMOOTH
-
-    out = {"x_mean": x_mean.astype(np.float32), "x_std": x_std.astype(np.float32), "n_layers": np.array(n_layers),
-           "offsets": np.array(OFFSETS), "smooth": np.array(SMOOTH, np.float32)}
-    for i in range(n_layers):
-        out[f"W{i}"], out[f"b{i}"] = params[2 * i], params[2 * i + 1]
-    return out
-
-
-def _stack(clips):
-    xs, ys = [], []
-    for feats, y in clips:
-        x, yy = design(feats, y)
-        xs.append(x)
-        ys.append(yy)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-RIDGE_LAMBDA = 300.0   # relative to 1 % of the training rows; 100 scored alike (0.336 vs 0.333) but, fitted
-                       # to speech alone, it pulled sung vowels a quarter more shut
-RIDGE_ALPHA = 0.7      # share of the linear branch in the opening while speaking
-
-
-def fit_ridge(clips, mlp_params: dict, lam: float = RIDGE_LAMBDA, alpha: float = RIDGE_ALPHA) -> dict:
-    """The linear branch: ridge regression from raw log-mel (+deltas) context to the real opening,
-    on real clips only; scaled to the MLP's spread so the blend keeps the MLP's units."""
-    from talkface.lipsync.model import FrameNormaliser, LearnedMouth, buffer_rows, ridge_inputs
-
-    model = LearnedMouth(mlp_params)
-    xs, ys, ps = [], [], []
-    for feats, y in clips:
-        h = model.history
-        buf = np.concatenate([np.repeat(model.pad[None], h, axis=0), buffer_rows(feats, FrameNormaliser()),
-                              np.repeat(model.pad[None], model.lookahead_frames, axis=0)])
-        rows = np.arange(len(feats)) + h
-        ok = np.isfinite(y[:, 0])
-        xs.append(ridge_inputs(buf, rows)[ok])
-        ys.append(y[ok, 0])
-        ps.append(model.rows(buf, rows)[ok, 0])
-    x, y, pm = np.concatenate(xs).astype(np.float64), np.concatenate(ys), np.concatenate(ps)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs_ = (x - mean) / std
-    w = np.linalg.solve(xs_.T @ xs_ + lam * len(xs_) / 100 * np.eye(xs_.shape[1]), xs_.T @ (y - y.mean()))
-    lin = xs_ @ w
-    return {"r_mean": mean.astype(np.float32), "r_std": std.astype(np.float32), "r_w": w.astype(np.float32),
-            "r_gain": np.array(pm.std() / (lin.std() + 1e-9)), "r_center": np.array(pm.mean()),
-            "r_alpha": np.array(alpha)}
-
-
+# ------------------------------------------------------------------ training
 @dataclass(frozen=True)
 class TrainSetup:
     n_synth: int = 240         # espeak clips
-    seed: int = 0
-    epochs: int = 14
-    members: int = 2           # MLPs (seeds) averaged per model: held-out r varied by 0.03 between seeds
-    real_weight: float = 10.0  # per frame, synthetic frames weigh 1
-    closed_weight: float = 2.0  # real frames whose mouth is in the clip's most-closed quarter weigh this much more
     folds: int = 5             # cross-validation folds, disjoint by speaker
+    tcn: TcnSetup = TcnSetup()  # the network and its training
 
 
-def _real_weights(clips, setup: TrainSetup) -> np.ndarray:
-    out = []
-    for c in clips:
-        op = c.targets[:, 0]
-        closed = np.isfinite(op) & (op <= np.nanpercentile(op, 25)) if np.isfinite(op).any() else np.zeros(len(op), bool)
-        out.append(setup.real_weight * np.where(closed, setup.closed_weight, 1.0))
-    return np.concatenate(out).astype(np.float32)
+def _rows(feats) -> np.ndarray:
+    from talkface.lipsync.model import FrameNormaliser, buffer_rows
+
+    return buffer_rows(feats, FrameNormaliser())
 
 
 def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
     """Synthetic clips + the cache's real clips: per speaker-disjoint fold a model and its
     held-out scores, the quantile map from those held-out predictions, and the final model."""
     from talkface.data.cache import PreparedCache
-    from talkface.lipsync.model import LearnedMouth, stack_members
     from talkface.data.lipsync_targets import real_clips, speaker_folds
     from talkface.evaluation.lipsync_metrics import score_clip
+    from talkface.lipsync.tcn import TemporalConvMouth
+    from talkface.training.lipsync_tcn import fit_tcn, sequence
 
     t0 = time.time()
     log(f"synthesising {setup.n_synth} clips ...")
-    synth = synthetic_set(setup.n_synth, setup.seed, log)
-    log(f"  {sum(len(f) for f, _ in synth) / 100:.0f} s of synthetic speech ({time.time() - t0:.0f} s)")
+    synth = [sequence(_rows(f), y) for f, y in synthetic_set(setup.n_synth, setup.tcn.seed, log)]
+    log(f"  {sum(len(s.x) for s in synth) / 100:.0f} s of synthetic speech ({time.time() - t0:.0f} s)")
     real = real_clips(PreparedCache(cache_dir), log)
-    xs_s, ys_s = _stack(synth)
+    seqs = {c.name: sequence(_rows(c.features), c.targets, setup.tcn.closed_weight) for c in real}
 
-    def fit(held: set[str]):
-        train = [c for c in real if c.speaker not in held]
-        xr, yr = _stack([(c.features, c.targets) for c in train])
-        x, y = np.concatenate([xs_s, xr]), np.concatenate([ys_s, yr])
-        w = np.concatenate([np.ones(len(xs_s), np.float32), _real_weights(train, setup)])
-        params = stack_members([fit_mlp(x, y, w, epochs=setup.epochs, seed=setup.seed + k, noise=0.3)
-                                for k in range(setup.members)])
-        params.update(fit_ridge([(c.features, c.targets) for c in train], params))
-        return params
+    def fit(held: set[str], seed_offset: int):
+        train = [seqs[c.name] for c in real if c.speaker not in held]
+        return fit_tcn(train, synth, replace(setup.tcn, seed=setup.tcn.seed + seed_offset))
 
     fold_models, rows, held_preds = {}, [], []
     for i, held in enumerate(speaker_folds(real, setup.folds) if folds and real else []):
         log(f"fold {i + 1}: holding out {len(held)} speakers ({time.time() - t0:.0f} s)")
-        params = fit(held)
-        model = LearnedMouth(params)
+        params = fit(held, i + 1)
+        model = TemporalConvMouth(params)
         names = []
         for c in (c for c in real if c.speaker in held):
             y = model.measured_track(c.features)
@@ -456,11 +335,10 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
         fold_models["|".join(names)] = params
     qmap = quantile_map(held_preds, log) if held_preds else {}
     log(f"final model: all data ({time.time() - t0:.0f} s)")
-    final = fit(set()) if real else fit_mlp(xs_s, ys_s, np.ones(len(xs_s), np.float32), epochs=setup.epochs,
-                                            seed=setup.seed, noise=0.3)
+    final = fit(set(), 0)
     final.update(qmap)
     info = {"cache": str(cache_dir), "synthetic_clips": len(synth),
-            "synthetic_seconds": round(sum(len(f) for f, _ in synth) / 100, 1),
+            "synthetic_seconds": round(sum(len(s.x) for s in synth) / 100, 1),
             "real_clips": [c.name for c in real], "real_speakers": len({c.speaker for c in real}),
             "real_seconds": round(sum(float(np.isfinite(c.targets[:, 0]).sum()) for c in real) / 100, 1),
             "train_seconds": round(time.time() - t0, 1)}
@@ -529,14 +407,16 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------ command
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TcnSetup()
     p.add_argument("--cache", help="prepared real clips (`talkface data prepare ... --out CACHE`): the real targets")
     p.add_argument("--synthetic", type=int, default=TrainSetup.n_synth, help="synthetic espeak clips; default 240")
-    p.add_argument("--epochs", type=int, default=TrainSetup.epochs)
+    p.add_argument("--steps", type=int, default=d.steps, help=f"training steps per network; default {d.steps}")
+    p.add_argument("--channels", type=int, default=d.channels, help=f"network width; default {d.channels}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--members", type=int, default=TrainSetup.members, help="MLPs (seeds) averaged per model")
-    p.add_argument("--real-weight", type=float, default=TrainSetup.real_weight, help="weight of a real frame (synthetic: 1)")
-    p.add_argument("--closed-weight", type=float, default=TrainSetup.closed_weight,
-                   help="extra weight of real frames in a clip's most-closed quarter")
+    p.add_argument("--synthetic-share", type=float, default=d.synthetic_share,
+                   help=f"share of batches from the synthetic clips; default {d.synthetic_share}")
+    p.add_argument("--closed-weight", type=float, default=d.closed_weight,
+                   help=f"weight of real frames in a clip's most-closed quarter; default {d.closed_weight}")
     p.add_argument("--folds", type=int, default=TrainSetup.folds, help="cross-validation folds, disjoint by speaker")
     p.add_argument("--no-folds", action="store_true", help="skip the cross-validation fold models")
     p.add_argument("--calibrate-only", action="store_true",
@@ -591,15 +471,20 @@ def run(args: argparse.Namespace) -> int:
         return _recalibrate(out)
     if not args.cache:
         raise ValueError("--cache is required: the folder `talkface data prepare` wrote")
-    if args.synthetic < 1 or args.members < 1 or args.folds < 2:
-        raise ValueError("--synthetic and --members must be at least 1, --folds at least 2")
+    if args.synthetic < 1 or args.steps < 1 or args.channels < 1 or args.folds < 2:
+        raise ValueError("--synthetic, --steps and --channels must be at least 1, --folds at least 2")
+    try:
+        import torch  # noqa: F401  # training only: the shipped model runs on numpy
+    except ImportError:
+        raise ValueError("training needs torch: pip install torch==2.13.0 (the CPU build)") from None
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    setup = TrainSetup(n_synth=args.synthetic, seed=args.seed, epochs=args.epochs, members=args.members,
-                       real_weight=args.real_weight, closed_weight=args.closed_weight, folds=args.folds)
+    setup = TrainSetup(n_synth=args.synthetic, folds=args.folds,
+                       tcn=TcnSetup(channels=args.channels, steps=args.steps, seed=args.seed,
+                                    synthetic_share=args.synthetic_share, closed_weight=args.closed_weight))
     final, fold_models, rows, info = train_all(args.cache, setup, not args.no_folds, log)
     log("calibrating to the rig by rendering ...")
     cal = calibrate(log)
@@ -612,9 +497,9 @@ def run(args: argparse.Namespace) -> int:
     record = {"command": "talkface train lipsync " + " ".join(sys.argv[3:]),
               "data": info, "setup": asdict(setup),
               "languages": sorted(CORPUS), "sung_languages": sorted(SUNG),
-              "model": f"{setup.members} MLPs (tanh, hidden (96, 48)) averaged, inputs 16 offsets x 24 normalised frame "
-                       "features (+6 frames ahead), outputs smoothed over +-2 frames; opening blended with a ridge branch "
-                       f"on raw log-mel (+deltas, lambda {RIDGE_LAMBDA:g}) fitted to the real clips; look-ahead 8 frames",
+              "model": f"causal temporal convolution network (talkface.lipsync.tcn): {setup.tcn.channels} channels, "
+                       f"dilations {list(setup.tcn.dilations)}, kernel 3, residual tanh; inputs 24 normalised frame "
+                       f"features + 40 raw log-mel per 10 ms; look-ahead {setup.tcn.lookahead} frames; numpy at run time",
               "cross_validation": {"disjoint_by": "speaker", "folds": len(fold_models), "mean": summary, "clips": rows},
               "weights": out.name, "fold_weights": out.stem + "_folds.npz" if fold_models else None}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
