@@ -10,7 +10,7 @@ same buffer rows the first-generation model reads; standardised, then
     y = W_out h + b_out          (opening, width change, round, press)
 
 The output at frame t describes the mouth at frame t - LOOKAHEAD (the network hears 80 ms
-ahead). Each layer keeps the last 2*d frames of its input as state (zeros at the start, as
+ahead). Where the press output is high (p, b, m), the lips shut fully (SHUT_PRESS). Each layer keeps the last 2*d frames of its input as state (zeros at the start, as
 in training), so a stream and a whole clip give the same rows, and a frame costs a fixed
 few hundred thousand multiply-adds. The rows then go through the same quantile map and
 rig calibration as the first model (talkface.lipsync.model.Calibration).
@@ -25,6 +25,7 @@ from talkface.analysis.audio import AudioFeatures
 from talkface.lipsync.model import Calibration, FrameNormaliser, buffer_rows, silence_frame
 
 KIND = "tcn"
+SHUT_PRESS = (0.3, 0.45)   # press output over which the lips shut fully (the bilabial closure)
 
 
 class TemporalConvMouth:
@@ -40,7 +41,7 @@ class TemporalConvMouth:
                       for i in range(len(self.dilations))]
         self.w_out, self.b_out = params["W_out"].astype(np.float32), params["b_out"].astype(np.float32)
         self.lookahead_frames = int(params["lookahead"])
-        self.calibration = Calibration(params) if "cal_jaw" in params else None
+        self.calibration = Calibration(params, shut=SHUT_PRESS) if "cal_jaw" in params else None
         self.pad = silence_frame()
 
     def layers(self, x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

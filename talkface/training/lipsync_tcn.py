@@ -90,6 +90,7 @@ def fit_tcn(real: list[Sequence], synthetic: list[Sequence], setup: TcnSetup) ->
     import torch
 
     torch.manual_seed(setup.seed)
+    torch.set_num_threads(1)   # small batches: a second thread gains little, and on a busy machine it spins
     rng = np.random.default_rng(setup.seed)
     allx = np.concatenate([s.x for s in real + synthetic])
     mean, std = allx.mean(axis=0), allx.std(axis=0) + 1e-3
