@@ -61,6 +61,7 @@ def _span_min(times: np.ndarray, values: np.ndarray, start: float, end: float) -
 def real_clips(cache_dir: str, seconds: float, log=print) -> dict:
     """Per English lip-sync clip: bilabials found, and how many the rendered mouth closes at least as far as the real one."""
     from talkface.analysis.audio import Audio, load_audio
+    from talkface.analysis.portrait import PortraitError
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clip
     from talkface.evaluation.lipsync_eval import _clip_model, default_model_or_error, render_opening
@@ -77,7 +78,11 @@ def real_clips(cache_dir: str, seconds: float, log=print) -> dict:
             continue
         model, source = _clip_model(clip.name, shipped, None)
         early = clip.times < audio.duration
-        rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+        try:
+            rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+        except PortraitError as exc:   # a first frame without a face: nothing to animate
+            log(f"{clip.name}: not rendered ({exc})")
+            continue
         ok = 0
         for start, end, _ in events:
             real = _span_min(clip.times, clip.opening, start, end)

@@ -334,6 +334,7 @@ def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float =
     never saw its speaker: r_open, closed agreement, r_width, and with `render` the rendered
     r over the clip's first `render_seconds` (its first frame animated with its own audio)."""
     from talkface.analysis.audio import Audio, load_audio
+    from talkface.analysis.portrait import PortraitError
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clip
     from talkface.evaluation.lipsync_metrics import score_clip
@@ -353,7 +354,11 @@ def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float =
             audio = load_audio(prepared.meta["source"])
             audio = Audio(audio.samples[:int(render_seconds * audio.sample_rate)], audio.sample_rate)
             early = clip.times < min(render_seconds, audio.duration) - 0.1
-            rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+            try:
+                rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+            except PortraitError as exc:   # e.g. a title card as the first frame: nothing to animate
+                log(f"{clip.name}: not rendered ({exc})")
+                rendered = np.full(int(early.sum()), np.nan)
             early_open = score_clip(clip.times[early], clip.opening[early], clip.width[early], po, pw)
             row.update(rendered_r_open=best_lag_r(clip.opening[early], rendered)[0],
                        r_open_rendered_span=early_open["r_open"])
