@@ -51,6 +51,13 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
+def _positive_int(text: str) -> int:
+    v = _whole(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number 1 or more, got {v}")
+    return v
+
+
 def _size(text: str) -> int:
     v = _whole(text)
     if not SIZE_RANGE[0] <= v <= SIZE_RANGE[1]:
@@ -207,12 +214,16 @@ PLUGIN_COMMANDS = (
 )
 EVAL_COMMANDS = (
     ("lipsync", "lip sync against real videos", "talkface.evaluation.lipsync_eval"),
+    ("bilabial", "do the rendered lips close on p, b, m (real clips and espeak-ng speech)", "talkface.evaluation.bilabial"),
     ("reenact", "re-render real videos from their first frame", "talkface.evaluation.reenact"),
     ("dynamics", "head, blink and gaze statistics: generated vs real", "talkface.evaluation.dynamics"),
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
     ("batch", "batch jobs per minute on a Ray cluster of 1 node vs 2 (needs talkface[ray])", "talkface.evaluation.batch_bench"),
+)
+DATA_COMMANDS = (
+    ("prepare", "track real clips once and cache them for training", "talkface.data.prepare"),
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
@@ -302,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugins(sub, PLUGIN_COMMANDS)
     ev = sub.add_parser("eval", help="measure talkface against real material")
     _add_plugins(ev.add_subparsers(dest="what", required=True), EVAL_COMMANDS)
+    da = sub.add_parser("data", help="prepare real talking-face clips for training")
+    _add_plugins(da.add_subparsers(dest="what", required=True), DATA_COMMANDS)
     tr = sub.add_parser("train", help="train talkface's models")
     _add_plugins(tr.add_subparsers(dest="what", required=True), TRAIN_COMMANDS)
     return parser

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from talkface.analysis import landmarks as lm
-from talkface.motion.generator import Expression, MotionFrame
 from talkface.analysis.portrait import mesh_points
+from talkface.motion.generator import Expression, MotionFrame
 from talkface.render.warp import KIND_MOUTH, KIND_SKIN, affine_from_triangles, triangle_areas
 
 INNER_MOUTH = lm.LIPS_UPPER_INNER + tuple(reversed(lm.LIPS_LOWER_INNER[1:-1]))
@@ -198,6 +198,7 @@ def test_closing_a_screaming_mouth_keeps_lips_and_philtrum_natural():
     """A wide-open mouth closes mostly with the jaw: the upper lip stays a typical closed
     lip, and the skin between nose and lip stretches only to a typical length."""
     from conftest import shared_path
+
     from talkface.analysis.portrait import Portrait
     from talkface.face.rig import FaceRig
 
@@ -232,9 +233,10 @@ def test_near_profile_portrait_turns_without_tearing():
     """Small head motions of a near-profile portrait (59 degrees) change little of the frame:
     its hidden side must not be stretched into view."""
     from conftest import shared_path
+
     from talkface.analysis.portrait import Portrait
-    from talkface.render.renderer import Renderer, render_motion
     from talkface.face.rig import FaceRig
+    from talkface.render.renderer import Renderer, render_motion
 
     p = Portrait.from_file(shared_path("images", "hard_small_face_grayscale_01.png"))
     rig = FaceRig(p)

@@ -13,9 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from talkface.marking.watermark import coding
 from talkface.evaluation.watermark_eval import h264 as encode_decode
-from talkface.marking import watermark as wmk
 from talkface.marking.watermark import (
     FORMAT_VERSION,
     Z_DECODE_THRESHOLD,
@@ -25,6 +23,7 @@ from talkface.marking.watermark import (
     Payload,
     Watermarker,
     WatermarkReadError,
+    coding,
     detect_frames,
     verify_file,
 )

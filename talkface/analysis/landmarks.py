@@ -130,3 +130,47 @@ def head_rotation(points: np.ndarray) -> np.ndarray:
     y_axis = y_axis / np.linalg.norm(y_axis)
     z_axis = np.cross(x_axis, y_axis)
     return np.stack([x_axis, y_axis, z_axis], axis=1).astype(np.float64)
+
+
+EYEBALL_RADIUS_IOD = 0.19  # the rig's eyeball model: radius in inter-ocular distances
+
+
+def gaze_deg(points: np.ndarray) -> tuple[float, float]:
+    """(yaw, pitch) of the eyes in the head, degrees, from where the irises sit between the
+    eye corners and lids (de-rolled by the eye line), with the rig's eyeball model. The one
+    gaze-from-iris measurement: evaluation, the data pipeline and the rig all use it."""
+    iod = interocular(points)
+    x_axis = points[EYE_OUTER[1], :2] - points[EYE_OUTER[0], :2]
+    x_axis = x_axis / (np.linalg.norm(x_axis) + 1e-9)
+    y_axis = np.array([-x_axis[1], x_axis[0]])  # image down, de-rolled
+    offsets = []
+    for iris, upper, lower in ((RIGHT_IRIS, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER), (LEFT_IRIS, LEFT_EYE_UPPER, LEFT_EYE_LOWER)):
+        centre = np.array([(points[upper[0], 0] + points[upper[-1], 0]) / 2,
+                           (points[list(upper[1:-1]), 1].mean() + points[list(lower[1:-1]), 1].mean()) / 2])
+        d = points[iris[0], :2] - centre
+        offsets.append((d @ x_axis, d @ y_axis))
+    dx, dy = np.mean(offsets, axis=0) / (EYEBALL_RADIUS_IOD * iod)
+    return float(np.degrees(np.arcsin(np.clip(dx, -1, 1)))), float(np.degrees(np.arcsin(np.clip(-dy, -1, 1))))
+
+
+def lip_protrusion(points: np.ndarray) -> float:
+    """How far the middle of the lips stands forward of the mouth corners (mesh depth,
+    inter-ocular units): grows when the lips round (oo, w) and pucker."""
+    mid = points[[LIP_UPPER_OUTER_MID, LIP_LOWER_OUTER_MID], 2].mean()
+    corners = points[list(MOUTH_CORNERS), 2].mean()
+    return float((corners - mid) / interocular(points))
+
+
+def lip_thickness(points: np.ndarray) -> float:
+    """Visible height of both lips (outer to inner contour over the middle of the mouth),
+    inter-ocular units: it shrinks when the lips press together (p, b, m)."""
+    upper = np.linalg.norm(points[[37, 0, 267], :2] - points[[82, 13, 312], :2], axis=1).mean()
+    lower = np.linalg.norm(points[[84, 17, 314], :2] - points[[87, 14, 317], :2], axis=1).mean()
+    return float((upper + lower) / interocular(points))
+
+
+def brow_height(points: np.ndarray, side: str) -> float:
+    """Height of a brow above its eye's upper lid, inter-ocular units."""
+    brow, upper = (RIGHT_BROW, RIGHT_EYE_UPPER) if side == "right" else (LEFT_BROW, LEFT_EYE_UPPER)
+    return float(np.linalg.norm(points[list(brow), :2].mean(axis=0) - points[list(upper), :2].mean(axis=0))
+                 / interocular(points))

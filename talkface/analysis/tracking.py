@@ -39,21 +39,26 @@ class VideoTrack:
 class FaceTracker:
     """MediaPipe face mesh in tracking mode (a new tracker per video)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_faces: int = 1) -> None:
         with quiet_native_stderr():
             import mediapipe as mp
 
-            self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True, max_num_faces=1,
-                                                        min_detection_confidence=0.3, min_tracking_confidence=0.3)
+            self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True,
+                                                        max_num_faces=max_faces, min_detection_confidence=0.3,
+                                                        min_tracking_confidence=0.3)
 
-    def points(self, frame: np.ndarray) -> np.ndarray:
+    def faces(self, frame: np.ndarray) -> list[np.ndarray]:
+        """Every face found (up to max_faces), each (478, 3) in pixels, largest first."""
         h, w = frame.shape[:2]
         with quiet_native_stderr():
             res = self.mesh.process(np.ascontiguousarray(frame))
-        if not res.multi_face_landmarks:
-            return np.full((478, 3), np.nan, np.float32)
-        pts = np.array([[p.x, p.y, p.z] for p in res.multi_face_landmarks[0].landmark], np.float32)
-        return pts * np.array([w, h, w], np.float32)
+        found = [np.array([[p.x, p.y, p.z] for p in f.landmark], np.float32) * np.array([w, h, w], np.float32)
+                 for f in (res.multi_face_landmarks or [])]
+        return sorted(found, key=lambda p: -float(np.ptp(p[:, 0]) * np.ptp(p[:, 1])))
+
+    def points(self, frame: np.ndarray) -> np.ndarray:
+        found = self.faces(frame)
+        return found[0] if found else np.full((478, 3), np.nan, np.float32)
 
     def close(self) -> None:
         self.mesh.close()
@@ -87,3 +92,17 @@ def track_video(path: str | Path, max_seconds: float | None = None) -> VideoTrac
     finally:
         tracker.close()
     return VideoTrack(name=path.stem, times=np.array(times), points=np.array(pts), frame_size=size)
+
+
+def stream_start_gap(path: str | Path) -> float:
+    """Seconds from the first audio sample to the first video frame (the video stream may
+    start late): add it to `track_video`'s times to put them on the audio's clock."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = next(c.decode(video=0)).time
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return 0.0
+        a = next(c.decode(audio=0)).time
+    return float((v or 0.0) - (a or 0.0))

@@ -55,28 +55,6 @@ def resample(times, values, fps: float = FPS):
     return out.reshape((len(grid),) + values.shape[1:])
 
 
-def gaze_deg(points):
-    """(yaw, pitch) of the eyes in the head, degrees, from where the irises sit between the
-    eye corners and lids; the rig's eyeball model (radius 0.19 inter-ocular distances)."""
-    import numpy as np
-
-    from talkface.analysis import landmarks as lm
-
-    iod = lm.interocular(points)
-    x_axis = points[263, :2] - points[33, :2]
-    x_axis = x_axis / (np.linalg.norm(x_axis) + 1e-9)
-    y_axis = np.array([-x_axis[1], x_axis[0]])  # image down, de-rolled
-    offsets = []
-    for iris, (a, b), upper, lower in ((lm.RIGHT_IRIS, (33, 133), lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER),
-                                       (lm.LEFT_IRIS, (263, 362), lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)):
-        centre = np.array([(points[a, 0] + points[b, 0]) / 2,
-                           (points[list(upper[1:-1]), 1].mean() + points[list(lower[1:-1]), 1].mean()) / 2])
-        d = points[iris[0], :2] - centre
-        offsets.append((d @ x_axis, d @ y_axis))
-    dx, dy = np.mean(offsets, axis=0) / (0.19 * iod)
-    return float(np.degrees(np.arcsin(np.clip(dx, -1, 1)))), float(np.degrees(np.arcsin(np.clip(-dy, -1, 1))))
-
-
 def face_series(track):
     """Per tracked frame: yaw, pitch, roll, eye aperture (mean of both eyes), gaze yaw, gaze pitch."""
     import numpy as np
@@ -90,7 +68,7 @@ def face_series(track):
             continue
         y, pi, r = lm.head_pose_deg(p)
         ap = 0.5 * (lm.eye_aperture(p, "right") + lm.eye_aperture(p, "left"))
-        gy, gp = gaze_deg(p)
+        gy, gp = lm.gaze_deg(p)
         rows.append([y, pi, r, ap, gy, gp])
     return np.array(rows, np.float64).reshape(-1, 6)
 

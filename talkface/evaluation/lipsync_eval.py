@@ -20,72 +20,51 @@ animates the video's first frame with its own audio and scores the rendered mout
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from talkface.errors import InputError
-from talkface.lipsync.real_clips import cache_dir, groups_of, real_mouth, stream_start_gap  # noqa: F401
+from talkface.lipsync.metrics import at_frames, best_lag_r, closed_agreement, shifted
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
-MAX_LAG = 2
 KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
         "quiet_closed")
 
 
-# ------------------------------------------------------------------ metrics
-def feature_index(times: np.ndarray) -> np.ndarray:
-    """Feature frame whose centre is nearest each time (as the engine picks it)."""
-    from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW
-
-    return np.maximum(0, np.round((np.asarray(times) * SAMPLE_RATE - WINDOW / 2) / HOP)).astype(int)
-
-
-def at_frames(rows: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Per-video-frame value: the mean of the 100 Hz rows k-1..k+1 (the engine's averaging)."""
-    rows = np.asarray(rows, np.float64)
-    if rows.ndim == 1:
-        rows = rows[:, None]
-    k = np.clip(feature_index(times), 0, len(rows) - 1)
-    lo = np.clip(k - 1, 0, len(rows) - 1)
-    hi = np.clip(k + 1, 0, len(rows) - 1)
-    out = (rows[lo] + rows[k] + rows[hi]) / 3.0
-    return out[:, 0] if out.shape[1] == 1 else out
+# ------------------------------------------------------------------ real mouth (cached)
+def cache_dir(override: str | None = None) -> Path:
+    base = Path(override) if override else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkface" / "lipsync"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
 
 
-def _r(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 5 or np.std(a[ok]) < 1e-9 or np.std(b[ok]) < 1e-9:
-        return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+def _key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|v2".encode()).hexdigest()[:16]
 
 
-def shifted(b: np.ndarray, lag: int) -> np.ndarray:
-    """b delayed by `lag` frames (lag > 0: the prediction is compared with later real frames)."""
-    out = np.full(len(b), np.nan)
-    if lag >= 0:
-        out[lag:] = b[:len(b) - lag]
-    else:
-        out[:lag] = b[-lag:]
+def real_mouth(path: str | Path, cache: str | None = None) -> dict:
+    """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
+    units) of a real video, cached."""
+    from talkface.analysis.tracking import stream_start_gap, track_video
+
+    path = Path(path)
+    f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
+    if f.is_file():
+        with np.load(f) as z:
+            return {k: z[k] for k in z.files}
+    track = track_video(path)
+    out = {"times": track.times.astype(np.float64) + stream_start_gap(path), "opening": track.mouth_opening().astype(np.float64),
+           "width": track.mouth_width().astype(np.float64), "points": track.points.astype(np.float32)}
+    np.savez_compressed(f, **out)
     return out
 
 
-def best_lag_r(real: np.ndarray, pred: np.ndarray, max_lag: int = MAX_LAG) -> tuple[float, int]:
-    best = (float("-inf"), 0)
-    for lag in range(-max_lag, max_lag + 1):
-        r = _r(real, shifted(pred, lag))
-        if np.isfinite(r) and r > best[0]:
-            best = (r, lag)
-    return (best if np.isfinite(best[0]) else (float("nan"), 0))
-
-
-def closed_agreement(real: np.ndarray, pred: np.ndarray) -> float:
-    ok = np.isfinite(real) & np.isfinite(pred)
-    a, b = real[ok], pred[ok]
-    return float(np.mean((a <= np.percentile(a, 25)) == (b <= np.percentile(b, 25))))
-
-
+# ------------------------------------------------------------------ metrics
 def quiet_closed(real: np.ndarray, energy: np.ndarray) -> float:
     """Share of the quietest quarter of frames (energy envelope) in which the real mouth is
     closed (its opening in its lowest quarter): how far silence predicts a closed mouth on
@@ -126,7 +105,8 @@ def ridge_fit_predict(train: list[tuple[np.ndarray, np.ndarray]], x_test: np.nda
 # ------------------------------------------------------------------ models per video
 def fold_model_for(name: str, weights: Path | None = None):
     """The fold model (shipped beside the weights) that never saw video `name`, or None."""
-    from talkface.lipsync.model import WEIGHTS, LearnedMouth, load_params
+    from talkface.lipsync.model import WEIGHTS, load_params
+    from talkface.lipsync.shipped import from_params
 
     weights = Path(weights) if weights else WEIGHTS
     path = weights.with_name(weights.stem + "_folds.npz")
@@ -138,8 +118,8 @@ def fold_model_for(name: str, weights: Path | None = None):
             held = str(z[f"f{i}_held_out"]).split("|")
             if name in held:
                 params = {k[len(f"f{i}_"):]: z[k] for k in z.files if k.startswith(f"f{i}_") and k != f"f{i}_held_out"}
-                params.update({k: v for k, v in main.items() if k.startswith("cal_")})
-                return LearnedMouth(params)
+                params.update({k: v for k, v in main.items() if k.startswith(("cal_", "q_"))})
+                return from_params(params)
     return None
 
 
@@ -164,24 +144,31 @@ def predict_opening_width(model, feats) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------ rendering
-def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
-    """Animate the video's first frame with its own audio; the tracked rendered opening at `times`."""
-    import av
-
-    from talkface.analysis.portrait import analyse
+def rendered_opening(face, model, audio, times: np.ndarray) -> np.ndarray:
+    """Animate `face` (a FaceModel) with `audio` through `model`; the tracked rendered opening
+    (IOD) at `times` (seconds on the audio's clock)."""
     from talkface.analysis.tracking import track_frames
-    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
+    from talkface.engine import Animator, GenerateOptions, generate
 
-    with av.open(str(path)) as c:
-        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
-    face = FaceModel(analyse(first, name=path.stem))
     options = GenerateOptions(fps=25.0, watermark_id=None)
-    anim = Animator(face, options, mouth_model=model)
-    frames = [f.image for f in generate(face, audio, options, animator=anim)]
-    tr = track_frames(frames, times=np.arange(len(frames)) / 25.0, name=path.stem + "_rendered")
+    frames = [f.image for f in generate(face, audio, options, animator=Animator(face, options, mouth_model=model))]
+    tr = track_frames(frames, times=np.arange(len(frames)) / 25.0, name="rendered")
     op = tr.mouth_opening()
     ok = np.isfinite(op)
     return np.interp(times, tr.times[ok], op[ok]) if ok.sum() > 1 else np.full(len(times), np.nan)
+
+
+def render_opening(path: Path, model, audio, times: np.ndarray) -> np.ndarray:
+    """Animate the video's first frame with its own audio; the tracked rendered opening at
+    `times` (seconds on the audio's clock)."""
+    import av
+
+    from talkface.analysis.portrait import analyse
+    from talkface.engine import FaceModel
+
+    with av.open(str(path)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    return rendered_opening(FaceModel(analyse(first, name=path.stem)), model, audio, times)
 
 
 # ------------------------------------------------------------------ plotting
@@ -232,7 +219,11 @@ def plot(path: Path, name: str, times, real, pred, base, ridge, rendered, scores
 
 # ------------------------------------------------------------------ command
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--videos", required=True, help="folder of real talking-face videos with their own audio")
+    p.add_argument("--videos", help="folder of real talking-face videos with their own audio")
+    p.add_argument("--prepared", dest="cache_prepared",
+                   help="a prepared cache (`talkface data prepare`): score every lip-sync clip in it with the fold model "
+                        "that never saw its speaker (cross-validation disjoint by speaker)")
+    p.add_argument("--render-seconds", type=float, default=20.0, help="with --prepared --render: seconds rendered per clip")
     p.add_argument("--json", help="write the per-video and mean scores here")
     p.add_argument("--plot", help="folder for one PNG per video (real vs predicted vs baselines)")
     p.add_argument("--render", action="store_true", help="also animate each video's first frame and score the render")
@@ -257,15 +248,18 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
         audio = load_audio(p)
         feats = extract_features(audio)
         data.append((p, m, audio, feats))
-    # ridge baseline, leave-one-video-out (same footage held out together)
+    # ridge baseline, leave-one-speaker-out (clips of the same person held out together)
+    from talkface.data.speakers import SpeakerTable
+
     if not data:
         raise InputError("no video with a trackable face")
 
     names = [p.stem for p, *_ in data]
-    group = {n: tuple(g) for g in groups_of(names) for n in g}
+    speakers = SpeakerTable()
+    group = {n: tuple(m for m in names if speakers.speaker(m) == speakers.speaker(n)) for n in names}
     rfeat = {p.stem: (ridge_features(f, m["times"]), m["opening"]) for p, m, _, f in data}
     if weights:
-        from talkface.lipsync.model import load_trained
+        from talkface.lipsync.shipped import load_trained
 
         shipped = load_trained(weights)
         if shipped is None:
@@ -327,7 +321,77 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
     return {"videos": results, "mean": mean, "above_energy": above}
 
 
+def _clip_model(name: str, shipped, weights: str | None):
+    model = fold_model_for(name, weights)
+    if model is not None:
+        return model, "fold (speaker held out)"
+    return shipped, "shipped (TRAINED ON THIS CLIP: not a held-out figure)" if trained_on(name, weights) else "shipped"
+
+
+def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float = 20.0, weights: str | None = None,
+                   log=print) -> dict:
+    """Every lip-sync clip of a prepared cache, each predicted by the shipped fold model that
+    never saw its speaker: r_open, closed agreement, r_width, and with `render` the rendered
+    r over the clip's first `render_seconds` (its first frame animated with its own audio)."""
+    from talkface.analysis.audio import Audio, load_audio
+    from talkface.analysis.portrait import PortraitError
+    from talkface.data.cache import PreparedCache
+    from talkface.data.lipsync_targets import real_clip
+    from talkface.lipsync.metrics import score_clip
+    from talkface.lipsync.shipped import load_trained
+
+    shipped = load_trained(weights) if weights else default_model_or_error()
+    rows = []
+    for prepared in PreparedCache(cache_dir).clips(use="lipsync"):
+        clip = real_clip(prepared)
+        if clip is None:
+            continue
+        model, source = _clip_model(clip.name, shipped, weights)
+        po, pw = predict_opening_width(model, clip.features)
+        row = {"name": clip.name, "speaker": clip.speaker, "model": source,
+               **score_clip(clip.times, clip.opening, clip.width, po, pw), "rendered_r_open": None}
+        if render:
+            audio = load_audio(prepared.meta["source"])
+            audio = Audio(audio.samples[:int(render_seconds * audio.sample_rate)], audio.sample_rate)
+            early = clip.times < min(render_seconds, audio.duration) - 0.1
+            try:
+                rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+            except PortraitError as exc:   # e.g. a title card as the first frame: nothing to animate
+                log(f"{clip.name}: not rendered ({exc})")
+                rendered = np.full(int(early.sum()), np.nan)
+            early_open = score_clip(clip.times[early], clip.opening[early], clip.width[early], po, pw)
+            row.update(rendered_r_open=best_lag_r(clip.opening[early], rendered)[0],
+                       r_open_rendered_span=early_open["r_open"])
+        rows.append(row)
+        log(f"{clip.name:40s} r_open {row['r_open']:5.2f}  closed {row['closed_agreement']:.2f}  r_width {row['r_width']:5.2f}"
+            + (f"  rendered {row['rendered_r_open']:5.2f} (model {row['r_open_rendered_span']:5.2f} same span)" if render else "")
+            + f"  [{source}]")
+    if not rows:
+        raise InputError(f"no lip-sync clips in {cache_dir}")
+    keys = ("r_open", "closed_agreement", "r_width") + (("rendered_r_open", "r_open_rendered_span") if render else ())
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+    log("mean over clips: " + "  ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+    return {"clips": rows, "mean": mean, "speakers": len({r["speaker"] for r in rows})}
+
+
+def default_model_or_error():
+    from talkface.lipsync.shipped import load_trained
+
+    model = load_trained()
+    if model is None:
+        raise InputError("no trained lip-sync weights installed")
+    return model
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.cache_prepared:
+        out = evaluate_cache(args.cache_prepared, args.render, args.render_seconds, args.weights,
+                             log=lambda s: print(s, flush=True))
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        return 0
+    if not args.videos:
+        raise InputError("give --videos FOLDER or --prepared CACHE")
     folder = Path(args.videos)
     if not folder.is_dir():
         raise InputError(f"videos folder not found: {folder}")

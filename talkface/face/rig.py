@@ -14,9 +14,9 @@ import numpy as np
 
 from talkface.analysis import landmarks as lm
 from talkface.analysis.landmarks import N_MESH
-from talkface.face.expressions import EYEBALL_RADIUS, Face, LipLimits, closing_field, expression_basis, smoothstep
-from talkface.motion.generator import Expression, MotionFrame
 from talkface.analysis.portrait import Portrait
+from talkface.face.expressions import Face, LipLimits, closing_field, expression_basis, smoothstep
+from talkface.motion.generator import Expression, MotionFrame
 
 EXPRESSION_NAMES = tuple(f.name for f in fields(Expression))
 
@@ -256,18 +256,7 @@ class FaceRig:
     def rest_gaze_deg(self) -> tuple[float, float]:
         """The portrait's own gaze (yaw, pitch) in degrees, from where the irises sit between
         the eye corners: what `--gaze camera` cancels."""
-        eyeball_r = EYEBALL_RADIUS * self.iod
-        offsets = []
-        c = self.canonical
-        for iris, upper, lower in ((lm.RIGHT_IRIS, lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER),
-                                   (lm.LEFT_IRIS, lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER)):
-            centre_x = (c[upper[0], 0] + c[upper[-1], 0]) / 2   # between the eye's corners
-            centre_y = (c[list(upper[1:-1]), 1].mean() + c[list(lower[1:-1]), 1].mean()) / 2
-            offsets.append((c[iris[0], 0] - centre_x, c[iris[0], 1] - centre_y))
-        dx, dy = np.mean(offsets, axis=0)
-        yaw = np.degrees(np.arcsin(np.clip(dx / eyeball_r, -1, 1)))
-        pitch = np.degrees(np.arcsin(np.clip(-dy / eyeball_r, -1, 1)))
-        return float(yaw), float(pitch)
+        return lm.gaze_deg(self.canonical)
 
     # ---------------------------------------------------------------- per frame
     def expression_vector(self, e: Expression) -> np.ndarray:

@@ -167,7 +167,7 @@ def stack_members(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
 class Calibration:
     """Measured-on-faces (opening, width change in IOD) -> rig coefficients, from a render sweep."""
 
-    def __init__(self, params: dict[str, np.ndarray]) -> None:
+    def __init__(self, params: dict[str, np.ndarray], shut: tuple[float, float] | None = None) -> None:
         self.jaw = params["cal_jaw"]          # rig jaw_open values swept
         self.jaw_open = params["cal_jaw_open"]  # tracked opening (IOD) they render to, minus closed
         self.spread = params["cal_spread"]
@@ -175,6 +175,9 @@ class Calibration:
         self.round = params["cal_round"]
         self.round_width = params["cal_round_width"]
         self.gain = float(params["cal_gain"]) if "cal_gain" in params else 1.0
+        # bilabial closure (optional): where the press output (learned from phonemes: 1 on p, b, m)
+        # rises from shut[0] to shut[1], the jaw closes fully whatever the opening says
+        self.shut = shut
 
         # predicted -> real opening by quantiles (held-out predictions vs the real videos): the
         # model hedges, so its closures are shallow and its peaks low; real lips shut and open wide
@@ -187,6 +190,8 @@ class Calibration:
             opening = np.interp(opening, self.q_pred, self.q_real)
         opening = np.maximum(opening, 0.0) * self.gain
         jaw = np.interp(opening, self.jaw_open, self.jaw)
+        if self.shut is not None:
+            jaw = jaw * (1.0 - np.clip((y[:, 3] - self.shut[0]) / (self.shut[1] - self.shut[0]), 0.0, 1.0))
         dw = y[:, 1] * self.gain
         # a wider mouth than at rest: spread the lips; narrower comes with rounding, which the
         # model predicts directly (learned from phonemes: real width also varies with pose and smiles)
@@ -331,9 +336,3 @@ def load_params(path: str | Path = WEIGHTS) -> dict[str, np.ndarray] | None:
         return None
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-def load_trained(path: str | Path = WEIGHTS) -> LearnedMouth | None:
-    """The shipped model, or None when no weights are installed."""
-    params = load_params(path)
-    return LearnedMouth(params) if params is not None else None

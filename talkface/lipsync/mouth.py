@@ -93,7 +93,7 @@ class _EnergyStream:
 def default_model() -> MouthModel:
     """The best shipped model: the trained one when its weights are in the package."""
     try:
-        from talkface.lipsync.model import load_trained
+        from talkface.lipsync.shipped import load_trained
     except ImportError:
         return EnergyMouth()
     model = load_trained()

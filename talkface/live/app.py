@@ -15,7 +15,7 @@ from talkface.live.config import ServerConfig
 from talkface.live.errors import BadInput, ClientError, NotFound, TooLarge
 from talkface.live.jobs import JobQueue
 from talkface.live.portraits import PortraitStore
-from talkface.live.security import (check_body_size, check_caller, check_token, refusal, supplied_token)
+from talkface.live.security import check_body_size, check_caller, check_token, refusal, supplied_token
 from talkface.live.sessions import Refused, SessionRegistry
 
 PORTRAIT_WORKERS, PORTRAIT_WAITING, PORTRAIT_PER_CLIENT = 1, 4, 2   # portrait analysis: bounded too
@@ -48,7 +48,7 @@ def create_app(config: ServerConfig | None = None):
     from fastapi.staticfiles import StaticFiles
     from starlette.formparsers import MultiPartParser
 
-    from talkface import __version__
+    from talkface.version import __version__
 
     server = Server(config or ServerConfig())
     # python-multipart logs each malformed body a client sends as a warning on stderr: a

@@ -1,29 +1,25 @@
-"""`talkface train lipsync`: train the audio->mouth MLP (talkface/lipsync_model.py).
+"""`talkface train lipsync --cache CACHE`: train the audio->mouth MLP (talkface.lipsync.model).
 
 Data:
-* real talking-face videos (--videos): the mouth tracked on every frame
-  (talkface.analysis.tracking, cached) is the target, interpolated to the 100 Hz feature frames;
-  inner-lip opening and mouth-width change, both in inter-ocular units.
-* re-voiced copies of the real videos (for the linear branch): the same audio resampled
-  (another pitch, formants and tempo, the face targets time-scaled with it), through
-  another room, channel and noise; more voices saying real speech with real mouths.
+* real talking-face clips from the prepared cache (`talkface data prepare`, talkface.data):
+  the tracked mouth at the offset-corrected alignment is the target (inner-lip opening and
+  mouth-width change, inter-ocular units, one common scale per clip), usable stretches only
+  (talkface.data.lipsync_targets);
 * synthetic speech (talkface.analysis.speech, espeak-ng, many languages) with known phoneme
   timing: phoneme -> viseme targets (opening, width change, rounding, pressing) with
   coarticulation smoothing, augmented (voice variant, speaking rate, pitch, resampling
   that shifts pitch and formants, reverb, band limits, noise and babble, gain, breaths,
-  pauses) so the model transfers to real voices.
+  pauses) so the model transfers to real voices; it alone teaches rounding and pressing,
+  and the crisp closures of bilabials.
 
-Steps: (1) an MLP on synthetic data alone, whose predictions estimate each real video's
-audio-to-face offset (some clips are 0.1-0.35 s out of sync); (2) per fold, an ensemble of
-MLPs (seeds) on synthetic + offset-corrected real data (real opening and width scaled per
-speaker), then a ridge branch on raw log-mel fitted to the real videos and their re-voiced
-copies; (3) a quantile map from the held-out predictions to the real openings; (4) the
-final model on everything; (5) the rig calibration, measured by rendering
-(`--calibrate-only` redoes just this after rig or renderer changes).
-
-Every held-out figure is leave-one-video-out (videos of the same footage held out
-together); the per-fold models are shipped beside the main one (lipsync_folds.npz) so
-`talkface eval lipsync` can score each real video with a model that never saw it.
+Steps: (1) per fold of the cross-validation (disjoint by speaker: every clip of a person
+held out together), an ensemble of MLPs (seeds) on synthetic + real data, real frames in
+each clip's most-closed quarter weighted up; then a ridge branch on raw log-mel fitted to
+the real clips; the held-out clips are scored; (2) a quantile map from the held-out
+predictions to the real openings; (3) the final model on everything; (4) the rig
+calibration, measured by rendering (`--calibrate-only` redoes just this after rig or
+renderer changes). The fold models ship beside the main one (lipsync_folds.npz) so
+`talkface eval lipsync` scores each real clip with a model that never saw its speaker.
 """
 from __future__ import annotations
 
@@ -31,18 +27,13 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talkface.errors import InputError
-from talkface.lipsync.real_clips import SAME_FOOTAGE, groups_of  # noqa: F401
-
-if TYPE_CHECKING:
-    from talkface.analysis.audio import AudioFeatures
-
+from talkface.training.lipsync_tcn import TcnSetup
 
 # A few sentences per language; espeak voices speak them (ja in kana: the ja voice cannot read kanji).
 CORPUS = {
@@ -296,286 +287,75 @@ def synthetic_set(n_clips: int, seed: int, log=print) -> list[tuple]:
     return out
 
 
-# ------------------------------------------------------------------ real videos
-REAL_OPEN_MEDIAN, REAL_OPEN_STD, REAL_WIDTH_STD = 0.11, 0.06, 0.03  # IOD: typical of the real videos
-
-
-def real_clip(path: Path, cache: str | None = None):
-    """(features, targets (T,4) with NaN where unknown, name) for one real video."""
-    from talkface.analysis.audio import extract_features, frame_time, load_audio
-    from talkface.lipsync.real_clips import real_mouth
-
-    m = real_mouth(path, cache)
-    feats = extract_features(load_audio(path))
-    t = frame_time(np.arange(len(feats)))
-    ok = np.isfinite(m["opening"]) & np.isfinite(m["width"])
-    y = np.full((len(feats), 4), np.nan, np.float32)
-    inside = (t >= m["times"][ok][0]) & (t <= m["times"][ok][-1])
-    # speakers differ in how wide they open: bring each video to a common scale (the
-    # scores are correlations, and the rig wants one typical amplitude)
-    op, wd = m["opening"][ok], m["width"][ok]
-    op = REAL_OPEN_MEDIAN + (op - np.median(op)) / (np.std(op) + 1e-6) * REAL_OPEN_STD
-    wd = (wd - np.median(wd)) / (np.std(wd) + 1e-6) * REAL_WIDTH_STD
-    y[inside, 0] = np.interp(t[inside], m["times"][ok], op)
-    y[inside, 1] = np.interp(t[inside], m["times"][ok], wd)
-    return feats, y, path.stem
-
-
-@dataclass(frozen=True)
-class Revoiced:
-    """A real video's audio played at another rate (pitch, formants and tempo shift together,
-    as if another vocal tract spoke it), through another room, channel and noise; its face
-    targets time-scaled alongside. Eight speakers are few: this multiplies the voices the
-    model hears saying real speech with real mouths, not espeak's. Used by the linear
-    branch (held-out r +0.005..0.01, closed agreement +0.01); given to the MLP as well they
-    changed nothing (0.310 -> 0.310), so the MLP goes without."""
-
-    features: "AudioFeatures"
-    targets: np.ndarray   # (T, 4) like real_clip's, NaN where unknown
-    name: str             # the video it came from: held out with it
-    rate: float           # playback rate (> 1: faster, higher)
-
-
-def revoiced_set(real: list, videos: Path, copies: int, seed: int) -> list[Revoiced]:
-    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, extract_features, frame_time, load_audio, resample
-
-    rng = np.random.default_rng(seed + 7)   # a stream of its own: the synthetic clips' stay as they were
-    out = []
-    for _, y, name in real:
-        original = load_audio(Path(videos) / f"{name}.mp4").samples.astype(np.float64)
-        t_video = frame_time(np.arange(len(y)))
-        for _ in range(copies):
-            rate = rng.uniform(0.86, 1.16)   # a little wider than the synthetic voices' range
-            x = resample(original, int(round(SAMPLE_RATE * rate)), SAMPLE_RATE).astype(np.float64)
-            x = _room_and_channel(x, rng, SAMPLE_RATE)
-            if rng.random() < 0.35:
-                x = _add_noise(x, rng, float(np.std(x)), rng.uniform(5, 30))
-            feats = extract_features(checked_audio(_random_gain(x, rng), SAMPLE_RATE))
-            t = frame_time(np.arange(len(feats))) * rate   # frame k here plays the video's time t
-            targets = np.full((len(feats), 4), np.nan, np.float32)
-            for j in range(2):
-                ok = np.isfinite(y[:, j])
-                inside = (t >= t_video[ok][0]) & (t <= t_video[ok][-1])
-                targets[inside, j] = np.interp(t[inside], t_video[ok], y[ok, j])
-            out.append(Revoiced(feats, targets, name, float(rate)))
-    return out
-
-
-# ------------------------------------------------------------------ model fitting
-def design(feats, y=None, shift: int = 0):
-    """Stacked model inputs for one clip (fresh stream normaliser), and targets shifted by
-    `shift` frames (positive: the face lags the audio)."""
-    from talkface.lipsync.model import FRAME_DIM, LOOKAHEAD, FrameNormaliser, silence_frame, stack_context
-
-    pad = silence_frame()[:FRAME_DIM]
-    frames = np.concatenate([FrameNormaliser()(feats), np.repeat(pad[None], LOOKAHEAD, axis=0)])  # >= max(OFFSETS)
-    x = stack_context(frames, pad, 0, len(feats))
-    if y is not None and shift:
-        y = np.roll(y, -shift, axis=0)
-        if shift > 0:
-            y[-shift:] = np.nan
-        else:
-            y[:-shift] = np.nan
-    return x, y
-
-
-def fit_mlp(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden=(96, 48), epochs: int = 12, seed: int = 0,
-            lr: float = 2e-3, l2: float = 1e-4, batch: int = 256, noise: float = 0.1, log=None) -> dict:
-    """Masked, weighted MSE (NaN targets are ignored) with Adam."""
-    rng = np.random.default_rng(seed)
-    x_mean = x.mean(axis=0)
-    x_std = x.std(axis=0) + 1e-3
-    xs = ((x - x_mean) / x_std).astype(np.float32)
-    mask = np.isfinite(y).astype(np.float32) * w[:, None].astype(np.float32)
-    yt = np.nan_to_num(y).astype(np.float32)
-    y_scale = np.array([0.1, 0.05, 0.5, 0.5], np.float32)  # make the four outputs count alike
-    sizes = [x.shape[1], *hidden, y.shape[1]]
-    params = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        params += [(rng.standard_normal((a, b)) * np.sqrt(1.0 / a)).astype(np.float32), np.zeros(b, np.float32)]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
-    step = 0
-    n = len(xs)
-    n_layers = len(sizes) - 1
-    for epoch in range(epochs):
-        order = rng.permutation(n)
-        rate = lr * (0.5 * (1 + np.cos(np.pi * epoch / epochs)))
-        total = 0.0
-        for s in range(0, n, batch):
-            idx = order[s:s + batch]
-            h = [xs[idx] + rng.normal(0, noise, (len(idx), xs.shape[1])).astype(np.float32)]
-            for i in range(n_layers):
-                z = h[-1] @ params[2 * i] + params[2 * i + 1]
-                h.append(np.tanh(z) if i < n_layers - 1 else z)
-            err = (h[-1] - yt[idx]) / y_scale
-            mk = mask[idx]
-            total += float((err ** 2 * mk).sum())
-            g = 2 * err * mk / y_scale / max(1.0, float(mk.sum()) / y.shape[1])
-            grads = [None] * len(params)
-            for i in reversed(range(n_layers)):
-                grads[2 * i] = h[i].T @ g + l2 * params[2 * i]
-                grads[2 * i + 1] = g.sum(axis=0)
-                if i:
-                    g = (g @ params[2 * i].T) * (1 - h[i] ** 2)
-            step += 1
-            for j, (p, gr) in enumerate(zip(params, grads)):
-                m[j] = 0.9 * m[j] + 0.1 * gr
-                v[j] = 0.999 * v[j] + 0.001 * gr * gr
-                p -= rate * (m[j] / (1 - 0.9 ** step)) / (np.sqrt(v[j] / (1 - 0.999 ** step)) + 1e-8)
-        if log:
-            log(f"    epoch {epoch + 1}/{epochs} loss {total / max(1.0, mask.sum()):.4f}")
-    from talkface.lipsync.model import OFFSETS, SMOOTH
-
-    out = {"x_mean": x_mean.astype(np.float32), "x_std": x_std.astype(np.float32), "n_layers": np.array(n_layers),
-           "offsets": np.array(OFFSETS), "smooth": np.array(SMOOTH, np.float32)}
-    for i in range(n_layers):
-        out[f"W{i}"], out[f"b{i}"] = params[2 * i], params[2 * i + 1]
-    return out
-
-
-def _stack(clips, shifts=None):
-    xs, ys = [], []
-    for i, (feats, y) in enumerate(clips):
-        x, yy = design(feats, y, 0 if shifts is None else shifts[i])
-        xs.append(x)
-        ys.append(yy)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def best_shift(model_params: dict, feats, y, max_shift: int = 12) -> int:
-    """Frames by which the real face lags the audio, by the model's own prediction."""
-    from talkface.lipsync.model import MLP
-
-    x, _ = design(feats)
-    p = MLP(model_params)(x)[:, 0]
-    best, best_r = 0, -2.0
-    ok = np.isfinite(y[:, 0])
-    for s in range(-max_shift, max_shift + 1):
-        a = y[:, 0]
-        b = np.roll(p, s)
-        sel = ok.copy()
-        if s > 0:
-            sel[:s] = False
-        elif s < 0:
-            sel[s:] = False
-        r = np.corrcoef(a[sel], b[sel])[0, 1]
-        if r > best_r:
-            best, best_r = s, r
-    return best
-
-
-RIDGE_LAMBDA = 300.0   # relative to 1 % of the training rows; 100 scored alike (0.336 vs 0.333) but, fitted
-                       # to speech alone, it pulled sung vowels a quarter more shut
-RIDGE_ALPHA = 0.7      # share of the linear branch in the opening while speaking
-
-
-def fit_ridge(clips, mlp_params: dict, lam: float = RIDGE_LAMBDA, alpha: float = RIDGE_ALPHA) -> dict:
-    """The linear branch: ridge regression from raw log-mel (+deltas) context to the real opening,
-    on real videos only; scaled to the MLP's spread so the blend keeps the MLP's units."""
-    from talkface.lipsync.model import FrameNormaliser, LearnedMouth, buffer_rows, ridge_inputs
-
-    model = LearnedMouth(mlp_params)
-    xs, ys, ps = [], [], []
-    for feats, y in clips:
-        h = model.history
-        buf = np.concatenate([np.repeat(model.pad[None], h, axis=0), buffer_rows(feats, FrameNormaliser()),
-                              np.repeat(model.pad[None], model.lookahead_frames, axis=0)])
-        rows = np.arange(len(feats)) + h
-        ok = np.isfinite(y[:, 0])
-        xs.append(ridge_inputs(buf, rows)[ok])
-        ys.append(y[ok, 0])
-        ps.append(model.rows(buf, rows)[ok, 0])
-    x, y, pm = np.concatenate(xs).astype(np.float64), np.concatenate(ys), np.concatenate(ps)
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs_ = (x - mean) / std
-    w = np.linalg.solve(xs_.T @ xs_ + lam * len(xs_) / 100 * np.eye(xs_.shape[1]), xs_.T @ (y - y.mean()))
-    lin = xs_ @ w
-    return {"r_mean": mean.astype(np.float32), "r_std": std.astype(np.float32), "r_w": w.astype(np.float32),
-            "r_gain": np.array(pm.std() / (lin.std() + 1e-9)), "r_center": np.array(pm.mean()),
-            "r_alpha": np.array(alpha)}
-
-
+# ------------------------------------------------------------------ training
 @dataclass(frozen=True)
 class TrainSetup:
     n_synth: int = 240         # espeak clips
-    seed: int = 0
-    epochs: int = 14
-    members: int = 2           # MLPs (seeds) averaged per model: held-out r varied by 0.03 between seeds
-    revoiced: int = 4          # re-voiced copies of each real video, for the linear branch (Revoiced)
-    real_weight: float = 10.0  # per frame, synthetic frames weigh 1 (3 -> 10: held-out r 0.310 -> 0.327)
+    folds: int = 5             # cross-validation folds, disjoint by speaker
+    tcn: TcnSetup = TcnSetup()  # the network and its training
 
 
-def train_all(videos: Path | None, setup: TrainSetup, cache: str | None, folds: bool, log=print):
+def _rows(feats) -> np.ndarray:
+    from talkface.lipsync.model import FrameNormaliser, buffer_rows
+
+    return buffer_rows(feats, FrameNormaliser())
+
+
+def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
+    """Synthetic clips + the cache's real clips: per speaker-disjoint fold a model and its
+    held-out scores, the quantile map from those held-out predictions, and the final model."""
+    from talkface.data.cache import PreparedCache
+    from talkface.data.lipsync_targets import real_clips, speaker_folds
+    from talkface.lipsync.metrics import score_clip
+    from talkface.lipsync.tcn import TemporalConvMouth
+    from talkface.training.lipsync_tcn import fit_tcn, sequence
+
     t0 = time.time()
     log(f"synthesising {setup.n_synth} clips ...")
-    synth = synthetic_set(setup.n_synth, setup.seed, log)
-    log(f"  {sum(len(f) for f, _ in synth) / 100:.0f} s of synthetic speech ({time.time() - t0:.0f} s)")
-    real, revoiced = [], []
-    if videos is not None:
-        for p in sorted(Path(videos).glob("*.mp4")):
-            real.append(real_clip(p, cache))
-        log(f"  {len(real)} real videos, {sum(len(f) for f, _, _ in real) / 100:.0f} s")
-        revoiced = revoiced_set(real, videos, setup.revoiced, setup.seed)
-        log(f"  {len(revoiced)} re-voiced copies, {sum(len(r.features) for r in revoiced) / 100:.0f} s")
-    xs_s, ys_s = _stack(synth)
+    synth = [sequence(_rows(f), y) for f, y in synthetic_set(setup.n_synth, setup.tcn.seed, log)]
+    log(f"  {sum(len(s.x) for s in synth) / 100:.0f} s of synthetic speech ({time.time() - t0:.0f} s)")
+    real = real_clips(PreparedCache(cache_dir), log)
+    seqs = {c.name: sequence(_rows(c.features), c.targets, setup.tcn.closed_weight) for c in real}
 
-    def fit(held_out: set[str]):
-        train = [r for r in real if r[2] not in held_out]
-        train_rev = [r for r in revoiced if r.name not in held_out]
-        xr, yr = _stack([(f, y) for f, y, _ in train], [shifts[r[2]] for r in train])
-        x, y = np.concatenate([xs_s, xr]), np.concatenate([ys_s, yr])
-        w = np.concatenate([np.ones(len(xs_s)), np.full(len(xr), setup.real_weight)]).astype(np.float32)
-        from talkface.lipsync.model import stack_members
+    def fit(held: set[str], seed_offset: int):
+        train = [seqs[c.name] for c in real if c.speaker not in held]
+        return fit_tcn(train, synth, replace(setup.tcn, seed=setup.tcn.seed + seed_offset))
 
-        params = stack_members([fit_mlp(x, y, w, epochs=setup.epochs, seed=setup.seed + k, noise=0.3)
-                                for k in range(setup.members)])
-        # the linear branch on the videos' own alignment (trained on shifted targets it scored lower)
-        params.update(fit_ridge([(f, y) for f, y, _ in train] + [(r.features, r.targets) for r in train_rev], params))
-        return params
-
-    log("stage 1: synthetic only (to align the real videos' audio and video)")
-    base = fit_mlp(xs_s, ys_s, np.ones(len(xs_s), np.float32), epochs=setup.epochs, seed=setup.seed, noise=0.3)
-    shifts = {name: best_shift(base, f, y, max_shift=35) for f, y, name in real}
-    log("  face-vs-audio shifts (10 ms frames): " + ", ".join(f"{k}={v}" for k, v in shifts.items()))
-    fold_models = {}
-    if folds and real:
-        for g in groups_of([name for _, _, name in real]):
-            log(f"fold: holding out {', '.join(g)}")
-            fold_models["|".join(g)] = fit(set(g))
-    qmap = {}
-    if fold_models:
-        qmap = quantile_map(fold_models, real, Path(videos), cache, log)
-    log("final model: all data")
-    final = fit(set()) if real else base
+    fold_models, rows, held_preds = {}, [], []
+    for i, held in enumerate(speaker_folds(real, setup.folds) if folds and real else []):
+        log(f"fold {i + 1}: holding out {len(held)} speakers ({time.time() - t0:.0f} s)")
+        params = fit(held, i + 1)
+        model = TemporalConvMouth(params)
+        names = []
+        for c in (c for c in real if c.speaker in held):
+            y = model.measured_track(c.features)
+            rows.append({"name": c.name, "speaker": c.speaker, **score_clip(c.times, c.opening, c.width, y[:, 0], y[:, 1])})
+            held_preds.append((c, y[:, 0]))
+            names.append(c.name)
+            log(f"  {c.name:40s} r_open {rows[-1]['r_open']:5.2f}  closed {rows[-1]['closed_agreement']:.2f}")
+        fold_models["|".join(names)] = params
+    qmap = quantile_map(held_preds, log) if held_preds else {}
+    log(f"final model: all data ({time.time() - t0:.0f} s)")
+    final = fit(set(), 0)
     final.update(qmap)
-    return final, fold_models, base, shifts, {"synthetic_clips": len(synth),
-                                              "synthetic_seconds": round(sum(len(f) for f, _ in synth) / 100, 1),
-                                              "real_videos": [r[2] for r in real],
-                                              "real_seconds": round(sum(len(f) for f, _, _ in real) / 100, 1),
-                                              "revoiced_copies": len(revoiced),
-                                              "revoiced_seconds": round(sum(len(r.features) for r in revoiced) / 100, 1),
-                                              "train_seconds": round(time.time() - t0, 1)}
+    info = {"cache": str(cache_dir), "synthetic_clips": len(synth),
+            "synthetic_seconds": round(sum(len(s.x) for s in synth) / 100, 1),
+            "real_clips": [c.name for c in real], "real_speakers": len({c.speaker for c in real}),
+            "real_seconds": round(sum(float(np.isfinite(c.targets[:, 0]).sum()) for c in real) / 100, 1),
+            "train_seconds": round(time.time() - t0, 1)}
+    return final, fold_models, rows, info
 
 
-def quantile_map(fold_models: dict, real: list, videos: Path, cache: str | None, log=print) -> dict:
-    """Quantiles of the held-out predicted opening (each video by the fold model that never
-    saw it) against those of the real raw opening (IOD, closed = 0), pooled over the videos."""
-    from talkface.lipsync.model import LearnedMouth
-    from talkface.lipsync.real_clips import real_mouth
+def quantile_map(held_preds: list, log=print) -> dict:
+    """Quantiles of the held-out predicted opening (each clip by the fold model that never
+    saw its speaker) against those of the real raw opening (IOD), pooled over the clips."""
+    from talkface.lipsync.metrics import at_frames
 
-    preds, reals = [], []
-    for held, params in fold_models.items():
-        model = LearnedMouth(params)
-        for feats, y, name in real:
-            if name in held.split("|"):
-                ok = np.isfinite(y[:, 0])
-                preds.append(model.measured_track(feats)[ok, 0])
-        for name in held.split("|"):
-            reals.append(real_mouth(videos / f"{name}.mp4", cache)["opening"])
+    preds = np.concatenate([at_frames(p, c.times) for c, p in held_preds])
+    reals = np.concatenate([c.opening for c, _ in held_preds])
     q = np.linspace(0, 100, 21)
-    qp = np.percentile(np.concatenate(preds), q)
-    qr = np.maximum(np.percentile(np.concatenate([r[np.isfinite(r)] for r in reals]), q), 0.0)
+    qp = np.percentile(preds, q)
+    qr = np.maximum(np.percentile(reals[np.isfinite(reals)], q), 0.0)
     qp = np.maximum.accumulate(qp + np.arange(len(q)) * 1e-6)
     log("  opening quantiles, predicted -> real: " + " ".join(f"{a:.3f}->{b:.3f}" for a, b in zip(qp[::4], qr[::4])))
     return {"q_pred": qp.astype(np.float32), "q_real": qr.astype(np.float32)}
@@ -628,17 +408,20 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
 
 # ------------------------------------------------------------------ command
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--videos", help="folder of real talking-face videos with their own audio (targets)")
-    p.add_argument("--synthetic", type=int, default=240, help="synthetic espeak clips; default 240")
-    p.add_argument("--epochs", type=int, default=14)
+    d = TcnSetup()
+    p.add_argument("--cache", help="prepared real clips (`talkface data prepare ... --out CACHE`): the real targets")
+    p.add_argument("--synthetic", type=int, default=TrainSetup.n_synth, help="synthetic espeak clips; default 240")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"training steps per network; default {d.steps}")
+    p.add_argument("--channels", type=int, default=d.channels, help=f"network width; default {d.channels}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--members", type=int, default=TrainSetup.members, help="MLPs (seeds) averaged per model")
-    p.add_argument("--revoice", type=int, default=TrainSetup.revoiced,
-                   help="re-voiced copies (rate, room, channel, noise) of each real video")
-    p.add_argument("--no-folds", action="store_true", help="skip the leave-one-video-out fold models")
+    p.add_argument("--synthetic-share", type=float, default=d.synthetic_share,
+                   help=f"share of batches from the synthetic clips; default {d.synthetic_share}")
+    p.add_argument("--closed-weight", type=float, default=d.closed_weight,
+                   help=f"weight of real frames in a clip's most-closed quarter; default {d.closed_weight}")
+    p.add_argument("--folds", type=int, default=TrainSetup.folds, help="cross-validation folds, disjoint by speaker")
+    p.add_argument("--no-folds", action="store_true", help="skip the cross-validation fold models")
     p.add_argument("--calibrate-only", action="store_true",
                    help="keep the trained weights, only re-measure the rig calibration (after rig/render changes)")
-    p.add_argument("--cache", help="tracking cache folder (default ~/.cache/talkface/lipsync)")
     p.add_argument("-o", "--output", default=None, help="weights file (default: talkface/weights/lipsync.npz)")
 
 
@@ -663,48 +446,62 @@ def _recalibrate(out: Path) -> int:
     return 0
 
 
+def cv_summary(rows: list[dict]) -> dict:
+    """Means over the held-out clips (each clip once, scored by the fold that never saw its speaker)."""
+    def mean(k):
+        v = [r[k] for r in rows if r.get(k) is not None and np.isfinite(r[k])]
+        return round(float(np.mean(v)), 4) if v else None
+
+    return {"clips": len(rows), "speakers": len({r["speaker"] for r in rows}),
+            **{k: mean(k) for k in ("r_open", "r_width", "closed_agreement")}}
+
+
+def _save_folds(path: Path, fold_models: dict) -> None:
+    fold = {"n_folds": np.array(len(fold_models))}
+    for i, (held, params) in enumerate(fold_models.items()):
+        fold[f"f{i}_held_out"] = np.array(held)
+        fold.update({f"f{i}_{k}": v for k, v in params.items()})
+    np.savez_compressed(path, **fold)
+
+
 def run(args: argparse.Namespace) -> int:
     from talkface.lipsync.model import WEIGHTS
 
     out = Path(args.output) if args.output else WEIGHTS
     if args.calibrate_only:
         return _recalibrate(out)
-    if args.videos and not any(Path(args.videos).glob("*.mp4")):
-        raise InputError(f"no .mp4 videos in {args.videos}")
-    if args.synthetic < 1:
-        raise InputError("--synthetic must be at least 1")
+    if not args.cache:
+        raise InputError("--cache is required: the folder `talkface data prepare` wrote")
+    if args.synthetic < 1 or args.steps < 1 or args.channels < 1 or args.folds < 2:
+        raise InputError("--synthetic, --steps and --channels must be at least 1, --folds at least 2")
+    try:
+        import torch  # noqa: F401  # training only: the shipped model runs on numpy
+    except ImportError:
+        raise InputError("training needs torch: pip install torch==2.13.0 (the CPU build)") from None
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    if args.members < 1 or args.revoice < 0:
-        raise InputError("--members must be at least 1 and --revoice at least 0")
-    setup = TrainSetup(n_synth=args.synthetic, seed=args.seed, epochs=args.epochs, members=args.members,
-                       revoiced=args.revoice)
-    final, fold_models, _, shifts, info = train_all(Path(args.videos) if args.videos else None, setup, args.cache,
-                                                    not args.no_folds, log)
+    setup = TrainSetup(n_synth=args.synthetic, folds=args.folds,
+                       tcn=TcnSetup(channels=args.channels, steps=args.steps, seed=args.seed,
+                                    synthetic_share=args.synthetic_share, closed_weight=args.closed_weight))
+    final, fold_models, rows, info = train_all(args.cache, setup, not args.no_folds, log)
     log("calibrating to the rig by rendering ...")
     cal = calibrate(log)
     np.savez_compressed(out, **final, **cal)
     if fold_models:
-        fold = {}
-        for i, (held, params) in enumerate(fold_models.items()):
-            fold[f"f{i}_held_out"] = np.array(held)
-            for k, v in params.items():
-                fold[f"f{i}_{k}"] = v
-        fold["n_folds"] = np.array(len(fold_models))
-        np.savez_compressed(out.with_name(out.stem + "_folds.npz"), **fold)
-    record = {"command": "talkface train lipsync " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "talkface train lipsync",
-              "args": {k: v for k, v in vars(args).items() if k != "func"},
-              "data": info, "face_audio_shifts_frames": shifts,
+        _save_folds(out.with_name(out.stem + "_folds.npz"), fold_models)
+    summary = cv_summary(rows) if rows else None
+    if summary:
+        log(f"cross-validation, disjoint by speaker: {summary}")
+    record = {"command": "talkface train lipsync " + " ".join(sys.argv[3:]),
+              "data": info, "setup": asdict(setup),
               "languages": sorted(CORPUS), "sung_languages": sorted(SUNG),
-              "setup": asdict(setup),
-              "model": f"{setup.members} MLPs (tanh, hidden (96, 48), seeds {setup.seed}..{setup.seed + setup.members - 1}) "
-                       "averaged, inputs 16 offsets x 23 normalised frame features (+6 frames ahead), "
-                       "outputs smoothed over +-2 frames; opening blended with a ridge branch on raw log-mel "
-                       f"(+deltas, lambda {RIDGE_LAMBDA:g}) trained on the real videos and their {setup.revoiced} "
-                       "re-voiced copies each; look-ahead 8 frames",
+              "model": f"causal temporal convolution network (talkface.lipsync.tcn): {setup.tcn.channels} channels, "
+                       f"dilations {list(setup.tcn.dilations)}, kernel 3, residual tanh; inputs 24 normalised frame "
+                       f"features + 40 raw log-mel per 10 ms; look-ahead {setup.tcn.lookahead} frames; numpy at run time",
+              "cross_validation": {"disjoint_by": "speaker", "folds": len(fold_models), "mean": summary, "clips": rows},
               "weights": out.name, "fold_weights": out.stem + "_folds.npz" if fold_models else None}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     print(str(out))
