@@ -15,7 +15,7 @@ import numpy as np
 from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatures, FeatureExtractor
 from talkface.motion.controls import Controls, ControlTrack
 from talkface.lipsync.mouth import MouthModel, default_model
-from talkface.motion.generator import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
+from talkface.motion.generator import DEFAULT_MOTION, MOTION_SOURCES, MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
 from talkface.analysis.portrait import Portrait
 from talkface.render.renderer import Renderer
 from talkface.face.rig import FaceRig
@@ -28,10 +28,13 @@ class GenerateOptions:
     controls: ControlTrack = field(default_factory=ControlTrack)
     watermark_id: int | None = 0     # None: no watermark (evaluation only)
     label: str | None = None         # visible corner caption
+    motion: str = DEFAULT_MOTION     # head, gaze, blink and brow dynamics: 'learned' or 'procedural'
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.fps <= 120.0:
             raise ValueError(f"fps must be between 1 and 120, got {self.fps:g}")
+        if self.motion not in MOTION_SOURCES:
+            raise ValueError(f"motion must be one of {', '.join(MOTION_SOURCES)}, got '{self.motion}'")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class Animator:
         self.mouth_model = mouth_model or default_model()
         self.features = FeatureExtractor()
         self.mouth = self.mouth_model.stream()
-        self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze)
+        self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze, source=options.motion)
         self.prosody = ProsodyTracker()
         self.watermarker = (Watermarker(Payload.written(user_id=options.watermark_id))
                             if options.watermark_id is not None else None)
