@@ -82,12 +82,13 @@ def load_input_audio(args: argparse.Namespace):
 def cmd_generate(args: argparse.Namespace) -> int:
     from talkface.engine import FaceModel, GenerateOptions, generate, in_background
     from talkface.analysis.portrait import Portrait
+    from talkface.motion.generator import DEFAULT_MOTION
     from talkface.output.video import check_output_path, write_video
 
     out = check_output_path(args.output)
     controls = controls_from_args(args)
     options = GenerateOptions(fps=args.fps, seed=args.seed, controls=controls, watermark_id=args.watermark_id,
-                              label=args.label)
+                              label=args.label, motion=args.motion or DEFAULT_MOTION)
     audio, track = load_input_audio(args)
     portrait = Portrait.from_file(args.image, size=args.size, face_index=args.face_index) if args.image else Portrait.builtin(args.size)
     face = FaceModel(portrait)
@@ -174,6 +175,7 @@ EVAL_COMMANDS = (
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
+    ("motion", "train the head, gaze, blink and brow model", "talkface.training.motion"),
 )
 
 
@@ -211,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--size", type=_positive_int, default=512, help="output size in pixels; default 512")
     g.add_argument("--fps", type=_float, default=25.0, help="frames per second; default 25")
     g.add_argument("--seed", type=int, default=0, help="random seed for the motion; default 0")
+    g.add_argument("--motion", choices=("learned", "procedural"), default=None,
+                   help="head, gaze, blink and brow motion: learned from real people, or the procedural rules (default: %s)" % "the better measured")
     g.add_argument("--face-index", type=int, default=0, help="which face, largest first; default 0")
     g.add_argument("--framing", choices=("crop", "full"), default="crop",
                    help="crop: the 512x512 head crop (default); full: the whole picture, head animated inside it")

@@ -182,14 +182,15 @@ def dynamics_context(controls: Controls) -> DynamicsContext:
                            look=min(ms, 1.5), blink_rate=emo.blink_rate ** k, motion_scale=ms)
 
 
-def motion_source(name: str, dt: float, rng: np.random.Generator, style: MotionStyle = DEFAULT_STYLE):
-    """The head/eye/blink/brow dynamics by name: 'learned' or 'procedural'."""
+def motion_source(name: str, dt: float, rng: np.random.Generator, style: MotionStyle = DEFAULT_STYLE, model=None):
+    """The head/eye/blink/brow dynamics by name: 'learned' (the shipped model, or `model`)
+    or 'procedural'."""
     if name == "procedural":
         return ProceduralDynamics(dt, rng, style)
     if name == "learned":
         from talkface.motion.learned import LearnedDynamics, default_motion_model
 
-        return LearnedDynamics(default_motion_model(), dt, rng)
+        return LearnedDynamics(model or default_motion_model(), dt, rng)
     raise ValueError(f"unknown motion source '{name}' (choose one of: {', '.join(MOTION_SOURCES)})")
 
 
@@ -200,11 +201,11 @@ class MotionGenerator:
     """
 
     def __init__(self, fps: float, seed: int = 0, rest_gaze: tuple[float, float] = (0.0, 0.0),
-                 style: MotionStyle = DEFAULT_STYLE, source: str = DEFAULT_MOTION) -> None:
+                 style: MotionStyle = DEFAULT_STYLE, source: str = DEFAULT_MOTION, model=None) -> None:
         self.dt = 1.0 / fps
         self.rng = np.random.default_rng(seed)
         self.speech = SpeechTracker(self.dt)
-        self.source = motion_source(source, self.dt, self.rng, style)
+        self.source = motion_source(source, self.dt, self.rng, style, model)
         self.controls = _ControlState(self.dt, rest_gaze)
         self.eye = [Spring(), Spring()]
 

@@ -37,6 +37,7 @@ HEAD, GAZE, BROW = slice(0, 3), slice(3, 5), 5
 N_MOTION = 6
 CONDITION_NAMES = ("bias", "loudness", "speaking", "energy", "onset", "accent", "phrase_start", "pause")
 BLINK_FEATURES = ("bias", "speaking", "phrase_end", "phrase_start", "saccade", "log_since")
+GLANCE_FEATURES = ("bias", "speaking", "phrase_end", "phrase_start", "pause")
 PHRASE_DECAY_S = 0.5          # the phrase-start feature fades over this time
 PAUSE_TAU_S = 1.0
 SACCADE_DEG = 1.5             # a new fixation when the model's gaze has moved this far from the held one
@@ -58,6 +59,9 @@ class MotionModel:
     blink: np.ndarray       # (len(BLINK_FEATURES),) logistic hazard weights per frame
     scale: np.ndarray       # (D,) units of x (brow: inter-ocular distances x scale[5] -> model units)
     style: np.ndarray       # (2,) spread (log-normal sigma) of a sequence's liveliness: head, gaze
+    glance_start: np.ndarray    # (len(GLANCE_FEATURES),) logistic hazard of looking away from the camera
+    glance_end: np.ndarray      # (len(GLANCE_FEATURES),) ... of looking back
+    glance_offsets: np.ndarray  # (K, 2) where real people looked when they looked away (degrees)
 
     @classmethod
     def load(cls, path: str | Path = WEIGHTS) -> "MotionModel":
@@ -97,6 +101,11 @@ def blink_features(speaking: bool, since_end: float, since_start: float, saccade
                      float(saccade), np.log(max(since_blink, BLINK_REFRACTORY_S))])
 
 
+def glance_features(speaking: bool, since_end: float, since_start: float, silent_for: float) -> np.ndarray:
+    return np.array([1.0, float(speaking), float(since_end < BLINK_EVENT_S), float(since_start < BLINK_EVENT_S),
+                     1.0 - np.exp(-silent_for / PAUSE_TAU_S)])
+
+
 def hazard(weights: np.ndarray, features: np.ndarray) -> float:
     return float(1.0 / (1.0 + np.exp(-float(weights @ features))))
 
@@ -113,6 +122,7 @@ class LearnedDynamics:
         self.condition = ConditionTracker(dt)
         self.blinker = Blinker(rng, dt)
         self.fixation = np.zeros(2)
+        self.glance: np.ndarray | None = None      # where the eyes went while looking away
         self.since_end = 10.0
         self.clock = 0.0          # model frames owed (a fraction of one between model frames)
         # this sequence's liveliness: real people range from very still to very animated
@@ -136,11 +146,11 @@ class LearnedDynamics:
             self.clock -= 1.0
         frac = min(max(self.clock, 0.0), 1.0)     # one model frame behind, interpolated between model frames
         x = (self.history[1] + frac * (self.history[0] - self.history[1])) * self.gain
-        gaze = x[GAZE] * ctx.look
+        self.since_end = 0.0 if ev.ends_phrase else self.since_end + self.dt
+        gaze = (x[GAZE] + self._glance(ev)) * ctx.look
         saccade = bool(np.linalg.norm(gaze - self.fixation) > SACCADE_DEG)
         if saccade:
             self.fixation = gaze.copy()
-        self.since_end = 0.0 if ev.ends_phrase else self.since_end + self.dt
         feats = blink_features(ev.speaking, self.since_end, self.condition.since_start, saccade, self.blinker.since)
         p = 1.0 - (1.0 - hazard(self.model.blink, feats)) ** (self.dt * MODEL_FPS)
         blink = self.blinker.step(p * ctx.blink_rate, BLINK_REFRACTORY_S)
@@ -148,3 +158,15 @@ class LearnedDynamics:
         brow = float(np.clip(x[BROW] / self.model.scale[BROW] * BROW_TO_RIG, *BROW_RIG_RANGE)) * min(ctx.motion_scale, 1.0)
         return Dynamics(head=head, gaze=self.fixation.copy(), blink=blink, brow=brow,
                         shift=(TX_PER_DEG * head[0], TY_PER_DEG * head[1]))
+
+    def _glance(self, ev: SpeechEvents) -> np.ndarray:
+        """Looking away from the camera and back: a two-state chain with learned hazards."""
+        m = self.model
+        feats = glance_features(ev.speaking, self.since_end, self.condition.since_start, ev.silent_for)
+        steps = self.dt * MODEL_FPS
+        if self.glance is None:
+            if self.rng.random() < 1.0 - (1.0 - hazard(m.glance_start, feats)) ** steps:
+                self.glance = m.glance_offsets[self.rng.integers(len(m.glance_offsets))]
+        elif self.rng.random() < 1.0 - (1.0 - hazard(m.glance_end, feats)) ** steps:
+            self.glance = None
+        return np.zeros(2) if self.glance is None else self.glance

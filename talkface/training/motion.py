@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from talkface.motion.frames import Prosody
-from talkface.motion.learned import (BLINK_FEATURES, CONDITION_NAMES, GAZE, HEAD, MODEL_FPS, N_MOTION, ConditionTracker,
-                                     LearnedDynamics, MotionModel, blink_features)
+from talkface.motion.learned import (GAZE, HEAD, MODEL_FPS, N_MOTION, SACCADE_DEG, ConditionTracker, LearnedDynamics,
+                                     MotionModel, blink_features, glance_features)
 from talkface.motion.prosody import ProsodyTracker, SpeechTracker
 
 ORDER = 3                     # frames of motion history
@@ -43,6 +43,12 @@ NEWTON_STEPS = 25
 RENDER_POSE_STD = 0.4
 RENDER_GAZE_SHARE = 0.07
 GAIN_ITERATIONS = 4
+MIN_GLANCE_FRAMES = 3        # a look away lasts at least this long (shorter: tracker noise)
+MAX_GLANCE_OFFSETS = 128
+# Episode means of smoothed gaze under-state where people look (short episodes dominate the
+# sample, the long looks off-camera carry the variance): chosen by the training-set Frechet
+# distance of the gaze windows (1: 394, 1.5: 226, 2: 121; notes/dynamics.md).
+GLANCE_OFFSET_GAIN = 2.0
 SMOOTH_PASSES = 6             # of [1, 2, 1] / 4 over the tracked motion before fitting
 
 
@@ -73,6 +79,9 @@ class Prepared:
     c: np.ndarray             # (T, C)
     blink_x: np.ndarray       # (T, len(BLINK_FEATURES))
     blink_y: np.ndarray       # (T,) 1 where a blink starts
+    glance_x: np.ndarray      # (T, len(GLANCE_FEATURES))
+    away: np.ndarray          # (T,) bool: looking away from the camera
+    offsets: np.ndarray       # (episodes, 2) where the eyes went, each time they looked away
     events: list              # per-frame (Prosody, SpeechEvents), to drive the model on this audio
 
 
@@ -144,17 +153,37 @@ def prepare(clip: MotionClip, smooth: int = SMOOTH_PASSES) -> Prepared:
     events = voice_events(clip.rms_db, clip.pitch_hz, len(x))
     cond = ConditionTracker(1.0 / MODEL_FPS)
     c = np.array([cond.update(p, e) for p, e in events])
+    x = np.nan_to_num(x)
+    away, offsets = glances(x[:, GAZE], valid)
+    for (a, b), off in zip(_runs(away), offsets):
+        x[a:b, GAZE] -= off                       # the autoregression models the fixational part
     blink_y = blink_onsets(clip.aperture, valid)
-    blink_x = _blink_design(events, x, blink_y)
-    return Prepared(clip, np.nan_to_num(x), valid, c, blink_x, blink_y, events)
+    blink_x, glance_x = _event_design(events, x, blink_y)
+    return Prepared(clip, x, valid, c, blink_x, blink_y, glance_x, away, offsets, events)
 
 
-def _blink_design(events, x, blink_y) -> np.ndarray:
-    """The blink features at every frame, as the run-time model sees them."""
-    rows, since_end, since_start, since_blink = [], 10.0, 10.0, 10.0
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def glances(gaze: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames looking away (gaze over GAZE_HOLD_DEG from the rest, for at least
+    MIN_GLANCE_FRAMES) and each episode's mean direction."""
+    from talkface.evaluation.dynamics_metrics import GAZE_HOLD_DEG
+
+    away = valid & (np.linalg.norm(gaze, axis=1) > GAZE_HOLD_DEG)
+    for a, b in _runs(away):
+        if b - a < MIN_GLANCE_FRAMES:
+            away[a:b] = False
+    offsets = np.array([gaze[a:b].mean(axis=0) for a, b in _runs(away)]).reshape(-1, 2)
+    return away, offsets
+
+
+def _event_design(events, x, blink_y) -> tuple[np.ndarray, np.ndarray]:
+    """The blink and glance features at every frame, as the run-time model sees them."""
+    rows, looks, since_end, since_start, since_blink = [], [], 10.0, 10.0, 10.0
     dt, fix = 1.0 / MODEL_FPS, np.zeros(2)
-    from talkface.motion.learned import SACCADE_DEG
-
     for i, (_, ev) in enumerate(events):
         since_end = 0.0 if ev.ends_phrase else since_end + dt
         since_start = 0.0 if ev.starts_phrase else since_start + dt
@@ -163,8 +192,9 @@ def _blink_design(events, x, blink_y) -> np.ndarray:
         if saccade:
             fix = g
         rows.append(blink_features(ev.speaking, since_end, since_start, saccade, since_blink))
+        looks.append(glance_features(ev.speaking, since_end, since_start, ev.silent_for))
         since_blink = 0.0 if blink_y[i] else since_blink + dt
-    return np.array(rows)
+    return np.array(rows), np.array(looks)
 
 
 # ----------------------------------------------------------------------------- the prepared cache
@@ -247,10 +277,31 @@ def fit_dynamics(preps: list[Prepared], ridge: float = RIDGE) -> tuple[np.ndarra
     return lags, cond, log_var, chol
 
 
-def fit_blink(preps: list[Prepared], l2: float = 1.0) -> np.ndarray:
-    """Logistic regression of blink starts on the blink features (Newton's method)."""
-    x = np.concatenate([p.blink_x[p.valid] for p in preps])
-    y = np.concatenate([p.blink_y[p.valid] for p in preps])
+def fit_blink(preps: list[Prepared]) -> np.ndarray:
+    """The blink hazard: blink starts on the blink features."""
+    return fit_logistic(np.concatenate([p.blink_x[p.valid] for p in preps]),
+                        np.concatenate([p.blink_y[p.valid] for p in preps]))
+
+
+def fit_glances(preps: list[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hazards of looking away (from frames at the camera) and back (from frames away), and
+    a sample of the directions looked at."""
+    starts, ends = ([], []), ([], [])
+    for p in preps:
+        prev = np.r_[False, p.away[:-1]]
+        ok = p.valid & np.r_[False, p.valid[:-1]]
+        for (xs, ys), state, change in ((starts, ~prev, p.away), (ends, prev, ~p.away)):
+            m = ok & state
+            xs.append(p.glance_x[m])
+            ys.append(change[m].astype(float))
+    offsets = np.concatenate([p.offsets for p in preps])
+    keep = np.random.default_rng(0).permutation(len(offsets))[:MAX_GLANCE_OFFSETS]
+    return (fit_logistic(np.concatenate(starts[0]), np.concatenate(starts[1])),
+            fit_logistic(np.concatenate(ends[0]), np.concatenate(ends[1])), offsets[keep] * GLANCE_OFFSET_GAIN)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Logistic regression (Newton's method; the bias unpenalised)."""
     w = np.zeros(x.shape[1])
     w[0] = np.log(max(y.mean(), 1e-4) / (1 - max(y.mean(), 1e-4)))
     for _ in range(NEWTON_STEPS):
@@ -265,8 +316,9 @@ def fit(preps: list[Prepared], ridge: float = RIDGE, calibrate: bool = True) -> 
     lags, cond, log_var, chol = fit_dynamics(preps, ridge)
     scale = np.ones(N_MOTION)
     scale[5] = BROW_UNITS
+    start, end, offsets = fit_glances(preps)
     model = MotionModel(lags=lags, cond=cond, noise_log_var=log_var, noise_chol=chol, blink=fit_blink(preps), scale=scale,
-                        style=np.zeros(2))
+                        style=np.zeros(2), glance_start=start, glance_end=end, glance_offsets=offsets)
     if not calibrate:
         return model
     return calibrate_gains(replace(model, style=fit_style(model, preps)), preps)
@@ -425,3 +477,43 @@ def cross_validate(preps: list[Prepared], k: int = 5, seed: int = 0, ridge: floa
     for name in ("learned", "procedural"):
         out[name]["summary"]["frechet"] = round(frechet_distance(real_w, np.concatenate(windows[name])), 3)
     return out
+
+
+# ----------------------------------------------------------------------------- command
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache", required=True, help="prepared cache folder (`talkface data prepare ... --out CACHE`)")
+    p.add_argument("--folds", type=int, default=5, help="speaker-disjoint cross-validation folds; default 5 (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default=None, help="weights file (default: talkface/weights/motion.npz)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from talkface.motion.learned import WEIGHTS
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if not Path(args.cache).is_dir():
+        raise ValueError(f"--cache folder not found: {args.cache}")
+    clips = load_cache(args.cache, log=log)
+    preps = [prepare(c) for c in clips]
+    record: dict = {"command": "talkface train motion " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else "talkface train motion",
+                    "args": {k: v for k, v in vars(args).items() if k != "func"},
+                    "data": {"cache": str(args.cache), "clips": [c.name for c in clips],
+                             "speakers": len({c.speaker for c in clips}),
+                             "seconds": round(sum(int(p.valid.sum()) for p in preps) / MODEL_FPS, 1)}}
+    if args.folds > 1:
+        cv = cross_validate(preps, args.folds, args.seed, log=log)
+        record["cross_validation"] = cv
+        for name in ("real", "learned", "procedural"):
+            log(f"{name:<11}" + ", ".join(f"{k}={v}" for k, v in cv[name]["summary"].items()))
+    model = fit(preps)
+    out = Path(args.output) if args.output else WEIGHTS
+    tmp = out.with_name(out.stem + ".tmp.npz")
+    model.save(tmp)
+    tmp.replace(out)
+    record["model"] = {"order": model.order, "spectral_radius": round(spectral_radius(model), 4),
+                       "style": model.style.round(3).tolist(), "bytes": out.stat().st_size}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    log(f"wrote {out} ({out.stat().st_size} bytes) and {out.with_suffix('.json')}")
+    return 0
