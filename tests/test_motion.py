@@ -186,7 +186,7 @@ def test_emotions_change_the_face_and_the_motion():
 
 def test_dynamics_measures_on_known_signals():
     """The figures `talkface eval dynamics` reports, on series with known answers."""
-    from talkface.evaluation.dynamics import FPS as EFPS, clip_stats, count_blinks, resample
+    from talkface.evaluation.dynamics_metrics import FPS as EFPS, clip_stats, count_blinks, resample
 
     t = np.arange(0, 60, 1 / EFPS)
     aperture = np.full(len(t), 0.3)

@@ -85,7 +85,7 @@ def face_measures(points) -> dict:
     import numpy as np
 
     from talkface.analysis import landmarks as lm
-    from talkface.evaluation.dynamics import gaze_deg
+    from talkface.evaluation.dynamics_metrics import gaze_deg
 
     iod = lm.interocular(points)
     # the eye corners: a reference the lids (blinks, wide eyes, squints) do not move

@@ -7,16 +7,16 @@ Generated: talkface renders (no watermark) each clip in --audio on the built-in 
 and each video's own audio on that video's first frame; the rendered frames are tracked
 with `tracking.track_frames`. Both tracks are resampled to 25 fps and measured alike:
 
-- delta_pose_deg: mean absolute per-frame change of yaw, pitch, roll (averaged over axes)
-- pose_std_deg: standard deviation of each pose angle over a clip (averaged over axes)
-- blinks_per_min: dips of the eye aperture (landmarks.eye_aperture) below 65% of its
-  running baseline, at least 0.25 s apart
-- gaze_camera_share: share of frames whose gaze (head pose + eye-in-head angle from the
-  iris) lies within 6 degrees of the clip's median gaze, i.e. the direction held most
-  (the camera, in talking-head footage)
-- motion_speech_corr: Pearson correlation of head-motion energy (per-frame pose change,
-  0.5 s smoothing) with speech energy (audio RMS in dB above the clip's floor, same
-  smoothing)
+the figures of `evaluation.dynamics_metrics` (head-pose change and spread, blinks per
+minute, share of time gazing at the camera, head motion vs speech energy, and the Frechet
+distance of 2 s windows).
+
+    talkface eval dynamics --cache CACHE --json cv.json
+
+Speaker-disjoint cross-validation over `talkface data prepare`'s cache: per fold the
+learned motion is fitted without the held-out speakers, each held-out clip's own audio
+animates the built-in portrait with each motion source (--sources), and the rendered
+frames are tracked and measured like the real clip.
 
 Landmark jitter adds to every per-frame figure, on real and generated video alike.
 """
