@@ -1,5 +1,5 @@
 """Motion generator: determinism, blink statistics, long runs, controls and emotion
-behaviour. Motion only, no rendering: fast."""
+behaviour (the procedural source unless a test says learned). Motion only, no rendering: fast."""
 import numpy as np
 import pytest
 
@@ -38,7 +38,7 @@ SILENCE = (MouthShape(), Prosody(0.0, False, 0.0))
 
 
 def run(inputs, controls=Controls(), seed=0, gen=None):
-    gen = gen or MotionGenerator(FPS, seed=seed, rest_gaze=(-3.0, 3.4))
+    gen = gen or MotionGenerator(FPS, seed=seed, rest_gaze=(-3.0, 3.4), source="procedural")
     return [gen.step(m, p, controls) for m, p in inputs]
 
 
@@ -97,7 +97,7 @@ def test_ten_minutes_flat_memory_and_no_drift():
     import pickle
 
     inputs = speech_like(60, seed=4) + [SILENCE] * int(30 * FPS)
-    gen = MotionGenerator(FPS, seed=4)
+    gen = MotionGenerator(FPS, seed=4, source="procedural")
     controls = Controls()
     means, stds, peak = [], [], 0.0
     for rep in range(7):
@@ -146,7 +146,7 @@ def test_head_pose_offset_and_distance_are_reached_smoothly():
 def test_gaze_holds_the_camera_while_the_head_moves():
     """With --gaze camera the eyes counter-rotate against head motion (in measured degrees)."""
     inputs = speech_like(20, seed=9)
-    frames = run(inputs, Controls(gaze=None, gaze_camera=True), seed=9, gen=MotionGenerator(FPS, 9, rest_gaze=(0.0, 0.0)))
+    frames = run(inputs, Controls(gaze=None, gaze_camera=True), seed=9, gen=MotionGenerator(FPS, 9, rest_gaze=(0.0, 0.0), source="procedural"))
     head = poses(frames)
     eyes = np.array([(f.expression.gaze_yaw, f.expression.gaze_pitch) for f in frames])
     assert np.corrcoef(head[:, 0], eyes[:, 0])[0, 1] < -0.5

@@ -24,7 +24,7 @@ __all__ = ["Expression", "MotionFrame", "MouthShape", "Prosody", "ProsodyTracker
            "EMOTION_STYLES", "MOTION_SOURCES", "head_to_rig", "eye_to_rig", "eye_from_rig", "still_frame"]
 
 MOTION_SOURCES = ("learned", "procedural")
-DEFAULT_MOTION = "procedural"
+DEFAULT_MOTION = "learned"
 
 # How fast the controls' targets are reached (critically damped springs, 1/s)
 CONTROL_OMEGA = 6.0           # pose offset and distance

@@ -47,7 +47,8 @@ BROW_TO_RIG = 8.0             # rig brow_raise per unit of brow height (inter-oc
 BROW_RIG_RANGE = (-0.3, 0.8)
 HEAD_RANGE_DEG = 25.0         # the generated head never leaves this box (about the rest)
 GAZE_RANGE_DEG = 20.0
-TX_PER_DEG, TY_PER_DEG = 0.002, 0.001   # the head shifts a little as it turns and nods
+TX_PER_DEG, TY_PER_DEG = 0.002, 0.001
+STYLE_GAIN_RANGE = (1 / 3, 3.0)   # the liveliness' log-normal tail cut: a 6x head looked wild   # the head shifts a little as it turns and nods
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class LearnedDynamics:
         self.clock = 0.0          # model frames owed (a fraction of one between model frames)
         # this sequence's liveliness: real people range from very still to very animated
         self.gain = np.ones(N_MOTION)
-        self.gain[HEAD], self.gain[GAZE] = np.exp(model.style * rng.standard_normal(2))
+        self.gain[HEAD], self.gain[GAZE] = np.clip(np.exp(model.style * rng.standard_normal(2)), *STYLE_GAIN_RANGE)
 
     def _advance(self, c: np.ndarray) -> np.ndarray:
         m = self.model
