@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from talkface.errors import InputError, TalkfaceError
+from talkface.motion.generator import DEFAULT_MOTION, MOTION_SOURCES
 from talkface.native import silence_native_stderr
 from talkface.progress import progress_bar  # noqa: F401  (the CLI's old home of progress_bar)
 
@@ -112,7 +113,7 @@ def options_from_args(args: argparse.Namespace):
     from talkface.engine import GenerateOptions
 
     values = dict(fps=getattr(args, "fps", 25.0), seed=getattr(args, "seed", 0), watermark_id=args.watermark_id,
-                  label=args.label, framing=args.framing)
+                  label=args.label, framing=args.framing, motion=getattr(args, "motion", None) or DEFAULT_MOTION)
     if hasattr(args, "head_pose"):
         values["controls"] = controls_from_args(args)
     return GenerateOptions(**values)
@@ -227,6 +228,7 @@ DATA_COMMANDS = (
 )
 TRAIN_COMMANDS = (
     ("lipsync", "train the audio->mouth model", "talkface.training.lipsync"),
+    ("motion", "train the head, gaze, blink and brow model", "talkface.training.motion"),
 )
 
 
@@ -273,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fps", type=_float, default=25.0, help="frames per second; default 25")
     g.add_argument("--seed", type=_non_negative_int, default=0, help="random seed for the motion; default 0")
     add_picture_arguments(g)
+    g.add_argument("--motion", choices=MOTION_SOURCES, default=None,
+                   help="head, gaze, blink and brow motion: learned from real people, or the procedural rules "
+                        "(default: %s)" % DEFAULT_MOTION)
     g.add_argument("--c2pa", action="store_true",
                    help="embed a signed C2PA manifest (needs c2pa-python; a local certificate is created if none is given)")
     g.add_argument("--c2pa-cert", help="PEM certificate chain for --c2pa (end-entity first)")

@@ -19,7 +19,7 @@ from talkface.face.rig import FaceRig
 from talkface.lipsync.mouth import MouthModel, default_model
 from talkface.marking.watermark import Payload
 from talkface.motion.controls import Controls, ControlTrack
-from talkface.motion.generator import MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
+from talkface.motion.generator import DEFAULT_MOTION, MOTION_SOURCES, MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
 from talkface.output.marks import Marks
 from talkface.render.framing import FullFramer
 from talkface.render.renderer import Renderer, render_motion
@@ -36,6 +36,7 @@ class GenerateOptions:
     watermark_id: int | None = 0     # None: no watermark (evaluation only)
     label: str | None = None         # visible corner caption
     framing: str = "crop"            # see FRAMINGS
+    motion: str = DEFAULT_MOTION     # head, gaze, blink and brow dynamics: see MOTION_SOURCES
 
     def __post_init__(self) -> None:
         if not FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]:
@@ -46,6 +47,8 @@ class GenerateOptions:
             raise InputError(f"framing must be one of {', '.join(FRAMINGS)}, got {self.framing!r}")
         if self.watermark_id is not None:
             Payload.written(user_id=self.watermark_id)   # the one range check of the id
+        if self.motion not in MOTION_SOURCES:
+            raise InputError(f"motion must be one of {', '.join(MOTION_SOURCES)}, got {self.motion!r}")
         if not isinstance(self.controls, ControlTrack):
             raise InputError(f"controls must be a ControlTrack, got {type(self.controls).__name__}")
 
@@ -98,7 +101,7 @@ class Animator:
         self.mouth_model = mouth_model or default_model()
         self.features = FeatureExtractor()
         self.mouth = self.mouth_model.stream()
-        self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze)
+        self.motion = MotionGenerator(options.fps, options.seed, rest_gaze=face.rest_gaze, source=options.motion)
         self.prosody = ProsodyTracker()
         self.marks = Marks(options.watermark_id, options.label)
         self.framer = face.framer() if options.framing == "full" else None

@@ -1,5 +1,5 @@
 """Motion generator: determinism, blink statistics, long runs, controls and emotion
-behaviour. Motion only, no rendering: fast."""
+behaviour (the procedural source unless a test says learned). Motion only, no rendering: fast."""
 import numpy as np
 import pytest
 
@@ -37,7 +37,7 @@ SILENCE = (MouthShape(), Prosody(0.0, False, 0.0))
 
 
 def run(inputs, controls=Controls(), seed=0, gen=None):
-    gen = gen or MotionGenerator(FPS, seed=seed, rest_gaze=(-3.0, 3.4))
+    gen = gen or MotionGenerator(FPS, seed=seed, rest_gaze=(-3.0, 3.4), source="procedural")
     return [gen.step(m, p, controls) for m, p in inputs]
 
 
@@ -96,7 +96,7 @@ def test_ten_minutes_flat_memory_and_no_drift():
     import pickle
 
     inputs = speech_like(60, seed=4) + [SILENCE] * int(30 * FPS)
-    gen = MotionGenerator(FPS, seed=4)
+    gen = MotionGenerator(FPS, seed=4, source="procedural")
     controls = Controls()
     means, stds, peak = [], [], 0.0
     for rep in range(7):
@@ -145,7 +145,7 @@ def test_head_pose_offset_and_distance_are_reached_smoothly():
 def test_gaze_holds_the_camera_while_the_head_moves():
     """With --gaze camera the eyes counter-rotate against head motion (in measured degrees)."""
     inputs = speech_like(20, seed=9)
-    frames = run(inputs, Controls(gaze=None, gaze_camera=True), seed=9, gen=MotionGenerator(FPS, 9, rest_gaze=(0.0, 0.0)))
+    frames = run(inputs, Controls(gaze=None, gaze_camera=True), seed=9, gen=MotionGenerator(FPS, 9, rest_gaze=(0.0, 0.0), source="procedural"))
     head = poses(frames)
     eyes = np.array([(f.expression.gaze_yaw, f.expression.gaze_pitch) for f in frames])
     assert np.corrcoef(head[:, 0], eyes[:, 0])[0, 1] < -0.5
@@ -185,8 +185,8 @@ def test_emotions_change_the_face_and_the_motion():
 
 def test_dynamics_measures_on_known_signals():
     """The figures `talkface eval dynamics` reports, on series with known answers."""
-    from talkface.evaluation.dynamics import FPS as EFPS
-    from talkface.evaluation.dynamics import clip_stats, count_blinks, resample
+    from talkface.motion.metrics import FPS as EFPS
+    from talkface.motion.metrics import clip_stats, count_blinks, resample
 
     t = np.arange(0, 60, 1 / EFPS)
     aperture = np.full(len(t), 0.3)
@@ -208,3 +208,59 @@ def test_dynamics_measures_on_known_signals():
     times = np.cumsum(np.r_[0, np.full(99, 1 / 30)])
     r = resample(times, np.stack([times, times], 1))
     assert np.allclose(np.diff(r[:, 0]), 1 / EFPS) and np.allclose(r[:, 0], r[:, 1])
+
+
+# ----------------------------------------------------------------------------- learned motion
+def run_learned(inputs, controls=Controls(), seed=0):
+    return run(inputs, controls, gen=MotionGenerator(FPS, seed=seed, rest_gaze=(-3.0, 3.4), source="learned"))
+
+
+def test_learned_weights_small_stable_and_seeded():
+    from talkface.motion.learned import WEIGHTS, MotionModel
+
+    model = MotionModel.load()
+    assert WEIGHTS.stat().st_size < 100_000
+    p, d = model.order, model.lags.shape[1]
+    comp = np.zeros((p * d, p * d))
+    comp[:d] = np.concatenate(list(model.lags), axis=1)
+    comp[d:, :-d] = np.eye((p - 1) * d)
+    assert np.abs(np.linalg.eigvals(comp)).max() < 1.0           # a stationary process: no drift
+    inputs = speech_like(20, seed=1)
+    a, b, c = run_learned(inputs, seed=7), run_learned(inputs, seed=7), run_learned(inputs, seed=8)
+    assert a == b
+    assert not np.allclose(poses(a), poses(c))
+
+
+def test_learned_motion_is_natural_over_minutes():
+    """Pose spread and blink rate in the range of real people, speech moves the head more
+    than silence, and the head stays centred."""
+    inputs = (speech_like(60, seed=3) + [SILENCE] * int(15 * FPS)) * 3
+    stds, rates = [], []
+    for seed in range(2):
+        frames = run_learned(inputs, seed=seed)
+        p = poses(frames)
+        stds.append(p.std(axis=0).mean())
+        rates.append(blink_count(frames) / (len(frames) / FPS / 60))
+        assert np.abs(p.mean(axis=0)).max() < 4.0 and np.abs(p).max() < 45
+    assert 0.8 < np.mean(stds) < 6.0, stds
+    assert 8 <= np.mean(rates) <= 45, rates
+
+
+def test_learned_motion_follows_the_controls():
+    inputs = speech_like(20, seed=4)
+    still = poses(run_learned(inputs, Controls(motion_scale=0.0)))
+    assert np.abs(still).max() < 1e-6
+    c = Controls(motion_scale=0.0, head_pose=(12.0, -6.0, 4.0))
+    frames = run_learned([SILENCE] * int(3 * FPS), c)
+    assert np.allclose(poses(frames)[-1], head_to_rig((12.0, -6.0, 4.0)), atol=1e-3)
+    sad = poses(run_learned(inputs, Controls(emotion="sad", emotion_strength=1.0), seed=2))
+    angry = poses(run_learned(inputs, Controls(emotion="angry", emotion_strength=1.0), seed=2))
+    assert np.abs(np.diff(sad, axis=0)).mean() < np.abs(np.diff(angry, axis=0)).mean()
+
+
+def test_learned_motion_at_other_frame_rates():
+    """The live stream runs at 40 fps: the model interpolates between its 25 fps frames."""
+    gen = MotionGenerator(40.0, seed=1, source="learned")
+    frames = [gen.step(m, p, Controls()) for m, p in speech_like(10, seed=5) for _ in (0, 1)][:400]
+    p = poses(frames)
+    assert np.isfinite(p).all() and np.abs(np.diff(p, axis=0)).max() < 3.0

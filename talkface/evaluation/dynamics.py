@@ -7,16 +7,16 @@ Generated: talkface renders (no watermark) each clip in --audio on the built-in 
 and each video's own audio on that video's first frame; the rendered frames are tracked
 with `tracking.track_frames`. Both tracks are resampled to 25 fps and measured alike:
 
-- delta_pose_deg: mean absolute per-frame change of yaw, pitch, roll (averaged over axes)
-- pose_std_deg: standard deviation of each pose angle over a clip (averaged over axes)
-- blinks_per_min: dips of the eye aperture (landmarks.eye_aperture) below 65% of its
-  running baseline, at least 0.25 s apart
-- gaze_camera_share: share of frames whose gaze (head pose + eye-in-head angle from the
-  iris) lies within 6 degrees of the clip's median gaze, i.e. the direction held most
-  (the camera, in talking-head footage)
-- motion_speech_corr: Pearson correlation of head-motion energy (per-frame pose change,
-  0.5 s smoothing) with speech energy (audio RMS in dB above the clip's floor, same
-  smoothing)
+the figures of `evaluation.dynamics_metrics` (head-pose change and spread, blinks per
+minute, share of time gazing at the camera, head motion vs speech energy, and the Frechet
+distance of 2 s windows).
+
+    talkface eval dynamics --cache CACHE --json cv.json
+
+Speaker-disjoint cross-validation over `talkface data prepare`'s cache: per fold the
+learned motion is fitted without the held-out speakers, each held-out clip's own audio
+animates the built-in portrait with each motion source (--sources), and the rendered
+frames are tracked and measured like the real clip.
 
 Landmark jitter adds to every per-frame figure, on real and generated video alike.
 """
@@ -27,145 +27,21 @@ import json
 import sys
 from pathlib import Path
 
-from talkface.errors import InputError
+from talkface.motion.metrics import (  # noqa: F401
+    FPS,
+    METRICS,
+    clip_stats,
+    count_blinks,
+    face_series,
+    frechet_distance,
+    resample,
+    speech_energy,
+    summarise,
+    window_features,
+)
 
-FPS = 25.0
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".aac", ".opus"}
-METRICS = ("delta_pose_deg", "pose_std_deg", "blinks_per_min", "gaze_camera_share", "motion_speech_corr")
-BLINK_DROP = 0.65          # a blink: aperture below this share of the running baseline
-BLINK_MIN_GAP_S = 0.25
-GAZE_HOLD_DEG = 6.0
-SMOOTH_S = 0.5
-
-
-# ----------------------------------------------------------------------------- measurements
-def resample(times, values, fps: float = FPS):
-    """(T, ...) values at arbitrary timestamps -> a uniform grid; gaps (NaN) interpolated."""
-    import numpy as np
-
-    times = np.asarray(times, np.float64)
-    values = np.asarray(values, np.float64)
-    flat = values.reshape(len(values), -1)
-    ok = np.all(np.isfinite(flat), axis=1)
-    if ok.sum() < 2:
-        return np.full((0,) + values.shape[1:], np.nan)
-    grid = np.arange(times[ok][0], times[ok][-1] + 1e-9, 1.0 / fps)
-    out = np.stack([np.interp(grid, times[ok], flat[ok, j]) for j in range(flat.shape[1])], axis=1)
-    return out.reshape((len(grid),) + values.shape[1:])
-
-
-def face_series(track):
-    """Per tracked frame: yaw, pitch, roll, eye aperture (mean of both eyes), gaze yaw, gaze pitch."""
-    import numpy as np
-
-    from talkface.analysis import landmarks as lm
-
-    rows = []
-    for p in track.points:
-        if not np.isfinite(p[0, 0]):
-            rows.append([np.nan] * 6)
-            continue
-        y, pi, r = lm.head_pose_deg(p)
-        ap = 0.5 * (lm.eye_aperture(p, "right") + lm.eye_aperture(p, "left"))
-        gy, gp = lm.gaze_deg(p)
-        rows.append([y, pi, r, ap, gy, gp])
-    return np.array(rows, np.float64).reshape(-1, 6)
-
-
-def _smooth(x, seconds: float = SMOOTH_S, fps: float = FPS):
-    import numpy as np
-
-    n = max(1, int(round(seconds * fps)))
-    k = np.hanning(n + 2)[1:-1]
-    k /= k.sum()
-    return np.convolve(np.pad(x, (n // 2, n - 1 - n // 2), mode="edge"), k, mode="valid")
-
-
-def count_blinks(aperture, fps: float = FPS) -> int:
-    """Dips of the eye aperture below BLINK_DROP x its running baseline (the 80th percentile
-    over 2 s), one blink per dip, dips at least BLINK_MIN_GAP_S apart."""
-    import numpy as np
-    from scipy.ndimage import percentile_filter
-
-    a = np.asarray(aperture, np.float64)
-    if len(a) < 3:
-        return 0
-    base = percentile_filter(a, 80, size=max(3, int(2.0 * fps)), mode="nearest")
-    closed = a < BLINK_DROP * base
-    blinks, last = 0, -10**9
-    i = 0
-    while i < len(a):
-        if closed[i]:
-            j = i
-            while j + 1 < len(a) and closed[j + 1]:
-                j += 1
-            centre = i + int(np.argmin(a[i:j + 1]))
-            if centre - last >= BLINK_MIN_GAP_S * fps:
-                blinks += 1
-                last = centre
-            i = j + 1
-        else:
-            i += 1
-    return blinks
-
-
-def speech_energy(samples, rate: int, n_frames: int, fps: float = FPS):
-    """Audio RMS per video frame, dB above the clip's 10th percentile, floored at 0."""
-    import numpy as np
-
-    hop = rate / fps
-    out = np.zeros(n_frames)
-    for i in range(n_frames):
-        seg = samples[int(i * hop): int((i + 1) * hop)]
-        out[i] = 10 * np.log10(np.mean(seg.astype(np.float64) ** 2) + 1e-10) if len(seg) else -100.0
-    floor = np.percentile(out, 10)
-    return np.maximum(out - floor, 0.0)
-
-
-def clip_stats(series, fps: float = FPS, energy=None) -> dict:
-    """The dynamics figures of one clip from its face_series already resampled to `fps`."""
-    import numpy as np
-
-    pose, ap, gaze = series[:, :3], series[:, 3], series[:, 4:6]
-    d = np.abs(np.diff(pose, axis=0))
-    out = {
-        "seconds": round(len(series) / fps, 2),
-        "delta_pose_deg": float(d.mean()),
-        "delta_pose_axes_deg": [round(float(v), 3) for v in d.mean(axis=0)],
-        "pose_std_deg": float(pose.std(axis=0).mean()),
-        "pose_std_axes_deg": [round(float(v), 3) for v in pose.std(axis=0)],
-        "blinks": count_blinks(ap, fps),
-    }
-    out["blinks_per_min"] = out["blinks"] / max(len(series) / fps, 1e-6) * 60.0
-    direction = gaze + pose[:, :2]        # eye-in-head + head: where the eyes point in the camera frame
-    off = np.linalg.norm(direction - np.median(direction, axis=0), axis=1)
-    out["gaze_camera_share"] = float(np.mean(off < GAZE_HOLD_DEG))
-    if energy is not None and len(energy) >= len(series):
-        motion = _smooth(np.concatenate([[0.0], np.linalg.norm(np.diff(pose, axis=0), axis=1)]), fps=fps)
-        speech = _smooth(np.asarray(energy[:len(series)], np.float64), fps=fps)
-        if motion.std() > 1e-9 and speech.std() > 1e-9:
-            out["motion_speech_corr"] = float(np.corrcoef(motion, speech)[0, 1])
-    return out
-
-
-def summarise(clips: dict) -> dict:
-    """Means over clips (blinks: total blinks over total minutes)."""
-    import numpy as np
-
-    vals = list(clips.values())
-    if not vals:
-        return {}
-    out = {}
-    for m in ("delta_pose_deg", "pose_std_deg", "gaze_camera_share", "motion_speech_corr"):
-        xs = [v[m] for v in vals if m in v]
-        if xs:
-            out[m] = round(float(np.mean(xs)), 4)
-    minutes = sum(v["seconds"] for v in vals) / 60.0
-    out["blinks_per_min"] = round(sum(v["blinks"] for v in vals) / max(minutes, 1e-6), 2)
-    out["clips"] = len(vals)
-    out["seconds"] = round(minutes * 60, 1)
-    return out
 
 
 def measure_track(track, samples=None, rate: int = 16000) -> dict | None:
@@ -188,7 +64,7 @@ def first_frame(path: Path):
     with av.open(str(path)) as c:
         for frame in c.decode(video=0):
             return frame.to_ndarray(format="rgb24")
-    raise InputError(f"no video frames in {path}")
+    raise ValueError(f"no video frames in {path}")
 
 
 def render_and_track(face, audio, seed: int, controls=None, name: str = "generated"):
@@ -248,13 +124,69 @@ def run_generated(videos: list[Path], audios: list[Path], max_seconds: float | N
     return out
 
 
+def run_cache(cache: str, sources: list[str], folds: int, max_seconds: float, seed: int, log) -> dict:
+    """Speaker-disjoint cross-validation on the prepared cache, measured on rendered video:
+    per fold the learned model is fitted without the held-out speakers; each held-out clip's
+    own audio animates the built-in portrait with each motion source, the frames are tracked
+    and measured like the real clip (whose figures come from the cache's tracking)."""
+    import json as _json
+
+    import numpy as np
+
+    from talkface.analysis.audio import SAMPLE_RATE, checked_audio, load_audio
+    from talkface.analysis.portrait import Portrait
+    from talkface.engine import Animator, FaceModel, GenerateOptions, generate
+    from talkface.motion.generator import MotionGenerator
+    from talkface.training.motion import fit, frame_energy, load_cache, prepare, real_series, speaker_folds
+
+    face = FaceModel(Portrait.builtin())
+    metas = {m["clip"]: m for m in _json.loads((Path(cache) / "index.json").read_text())["clips"].values()}
+    preps = [p for p in (prepare(c) for c in load_cache(cache, max_seconds, log)) if p.valid.sum() >= 2 * FPS]
+    tables = {name: {} for name in ["real"] + sources}
+    windows = {name: [] for name in tables}
+    for f, held in enumerate(speaker_folds(preps, folds, seed)):
+        model = fit([p for i, p in enumerate(preps) if i not in held]) if "learned" in sources else None
+        for i in held:
+            p = preps[i]
+            audio = load_audio(metas[p.clip.name]["source"])
+            audio = checked_audio(audio.samples[: int(len(p.valid) / FPS * SAMPLE_RATE)], SAMPLE_RATE)
+            s = real_series(p)
+            tables["real"][p.clip.name] = clip_stats(s, FPS, frame_energy(p.clip.rms_db, len(p.valid))[p.valid])
+            windows["real"].append(window_features(s))
+            for src in sources:
+                opts = GenerateOptions(fps=FPS, seed=seed + i, watermark_id=None, motion=src)
+                anim = Animator(face, opts)
+                anim.motion = MotionGenerator(FPS, seed + i, rest_gaze=face.rest_gaze, source=src, model=model)
+                track = _track_frames([fr.image for fr in generate(face, audio, opts, animator=anim)])
+                series = resample(track.times, face_series(track))
+                tables[src][p.clip.name] = clip_stats(series, FPS, speech_energy(audio.samples, SAMPLE_RATE, len(series)))
+                windows[src].append(window_features(series))
+                log(f"fold {f + 1} {p.clip.name} {src}: " + _fmt(tables[src][p.clip.name]))
+    out = {name: {"summary": summarise(t), "clips": t} for name, t in tables.items()}
+    real_w = np.concatenate(windows["real"])
+    for src in sources:
+        out[src]["summary"]["frechet"] = round(frechet_distance(real_w, np.concatenate(windows[src])), 3)
+    return out
+
+
+def _track_frames(frames):
+    import numpy as np
+
+    from talkface.analysis.tracking import track_frames
+
+    return track_frames(frames, times=np.arange(len(frames)) / FPS)
+
+
 def _fmt(stats: dict) -> str:
     return ", ".join(f"{k}={stats[k]:.3g}" for k in METRICS if k in stats)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--videos", required=True, help="folder of real talking-face videos with their own audio")
-    p.add_argument("--audio", required=True, help="folder of speech/singing clips to animate the built-in portrait with")
+    p.add_argument("--videos", help="folder of real talking-face videos with their own audio")
+    p.add_argument("--audio", help="folder of speech/singing clips to animate the built-in portrait with")
+    p.add_argument("--cache", help="instead: speaker-disjoint cross-validation over this prepared cache (rendered)")
+    p.add_argument("--sources", default="learned,procedural", help="with --cache: motion sources to render")
+    p.add_argument("--folds", type=int, default=5, help="with --cache: folds; default 5")
     p.add_argument("--json", help="write {'real': ..., 'generated': ...} to this file")
     p.add_argument("--max-seconds", type=float, default=20.0, help="use at most this much of each clip; default 20")
     p.add_argument("--seed", type=int, default=0, help="motion seed of the first generated clip; default 0")
@@ -262,15 +194,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cache:
+        return run_cross_validation(args)
+    if not args.videos or not args.audio:
+        raise ValueError("give --videos and --audio, or --cache")
     videos_dir, audio_dir = Path(args.videos), Path(args.audio)
     for d, what in ((videos_dir, "--videos"), (audio_dir, "--audio")):
         if not d.is_dir():
-            raise InputError(f"{what} folder not found: {d}")
+            raise ValueError(f"{what} folder not found: {d}")
     videos, audios = _files(videos_dir, VIDEO_EXT), _files(audio_dir, AUDIO_EXT)
     if not videos:
-        raise InputError(f"no videos in {videos_dir}")
+        raise ValueError(f"no videos in {videos_dir}")
     if not audios:
-        raise InputError(f"no audio clips in {audio_dir}")
+        raise ValueError(f"no audio clips in {audio_dir}")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -284,6 +220,22 @@ def run(args: argparse.Namespace) -> int:
     print(table(result["real"], result["generated"], result["checks"]))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def run_cross_validation(args: argparse.Namespace) -> int:
+    if not (Path(args.cache) / "index.json").is_file():
+        raise ValueError(f"no prepared cache in {args.cache}")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    result = run_cache(args.cache, sources, args.folds, args.max_seconds, args.seed, log)
+    for name in result:
+        print(f"{name:<11}" + ", ".join(f"{k}={v}" for k, v in result[name]["summary"].items()))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
 
 
