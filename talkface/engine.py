@@ -171,7 +171,7 @@ class Animator:
             self.times.motion += time.perf_counter() - t0
             return Frame(index=index, time=t, image=None, motion=motion)
         t1 = time.perf_counter()
-        image = self.face.renderer.render(self.face.rig.targets(motion), motion.expression)
+        image = self.face.renderer.render(self.face.rig.targets(motion))
         if self.options.label:
             from talkface.output.video import draw_label
 

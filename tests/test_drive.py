@@ -24,7 +24,7 @@ def clip(tmp_path_factory, face):
     from talkface.analysis.audio import Audio
     from talkface.output.video import write_video
 
-    frames = [face.renderer.render(face.rig.targets(script(i)), script(i).expression) for i in range(N)]
+    frames = [face.renderer.render(face.rig.targets(script(i))) for i in range(N)]
     t = np.arange(int(N / FPS * 48000)) / 48000
     audio = Audio((0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 48000)
     folder = tmp_path_factory.mktemp("clip")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+N_MESH = 478   # points in the face mesh with its irises (468 without)
+
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 

@@ -50,7 +50,7 @@ def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
     from talkface.analysis.tracking import FaceTracker
 
-    img = face.renderer.render(face.rig.targets(motion), motion.expression)
+    img = face.renderer.render(face.rig.targets(motion))
     tracker = FaceTracker()
     try:
         for _ in range(3):

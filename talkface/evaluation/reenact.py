@@ -138,7 +138,7 @@ def evaluate_video(path: Path, max_seconds: float | None = None, size: int = 512
     real_track = track_frames(real, times, name=path.stem)
     motions = motions_from_points(real_track.points)
     face = FaceModel(portrait)
-    rendered = [face.renderer.render(face.rig.targets(m), m.expression) for m in motions]
+    rendered = [face.renderer.render(face.rig.targets(m)) for m in motions]
     rend_track = track_frames(rendered, times, name=path.stem + "-rendered")
     static = portrait.image
     # whole-frame metrics only where the crop is inside the video (the rest is replicated edge)

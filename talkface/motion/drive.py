@@ -218,7 +218,7 @@ def render_motions(face, motions: Iterable, times: Iterable[float] | None = None
 
     times = list(times) if times is not None else None
     for i, m in enumerate(motions):
-        image = face.renderer.render(face.rig.targets(m), m.expression)
+        image = face.renderer.render(face.rig.targets(m))
         yield Frame(index=i, time=times[i] if times is not None else i / 25.0, image=image, motion=m)
 
 

@@ -611,7 +611,7 @@ def calibrate(log=print) -> dict[str, np.ndarray]:
         op, wd = [], []
         for v in values:
             motion = still_frame(Expression(**{name: float(v)}))
-            pts = mesh_points(face.renderer.render(face.rig.targets(motion), motion.expression))
+            pts = mesh_points(face.renderer.render(face.rig.targets(motion)))
             op.append(lm.mouth_opening(pts) if pts is not None else np.nan)
             wd.append(lm.mouth_width(pts) if pts is not None else np.nan)
         return np.array(op), np.array(wd)
