@@ -7,8 +7,9 @@ from talkface.evaluation.seams import SEAM_THRESHOLD, seam_score
 
 
 def _render(face, pose):
-    m = turns.posed_motion(face, pose)
-    return face.renderer.render(face.rig.targets(m), m.expression)
+    from talkface.render.renderer import render_motion
+
+    return render_motion(face.renderer, turns.posed_motion(face, pose))
 
 
 @pytest.fixture(scope="module")

@@ -121,13 +121,14 @@ def evaluate_portrait(portrait, identity=None) -> tuple[list[dict], list[np.ndar
     """Render and measure every pose of one portrait: (rows, images) in poses() order."""
     from talkface.analysis import landmarks as lm
     from talkface.engine import FaceModel
+    from talkface.render.renderer import render_motion
 
     face = FaceModel(portrait)
     ref_desc = identity.descriptor(portrait.image, portrait.points) if identity is not None else None
     images = []
     for pose in poses():
         m = posed_motion(face, pose)
-        images.append(face.renderer.render(face.rig.targets(m), m.expression))
+        images.append(render_motion(face.renderer, m))
     points = [track_still(img) for img in images]
     zero = points[poses().index(Pose(0, 0))]
     zero_pose = np.array(lm.head_pose_deg(zero)) if np.isfinite(zero[0, 0]) else None
