@@ -16,8 +16,8 @@ rendered and measured:
 - seam: the largest colour jump the rendering adds across the face's silhouette, the jaw, the
   neck and round the head (talkface.evaluation.seams; over SEAM_THRESHOLD is a seam).
 
-Images without a human face are skipped with the reason (no face found, or none that dlib's
-face detector calls human: a cat). Contact sheets: one PNG per image, the turns across.
+Images without a face are skipped with the reason; a face dlib's detector does not call human
+(a drawn one, an animal's) is rendered and measured but left out of the summary's checks. Contact sheets: one PNG per image, the turns across.
 """
 from __future__ import annotations
 
@@ -168,9 +168,9 @@ def write_sheet(path: Path, portrait_image: np.ndarray, rows: list[dict], images
 
 # ---------------------------------------------------------------------- summary
 def summarise(images: list[dict]) -> dict:
-    """Per commanded yaw: the identity range over images with a human face, misses, the worst
+    """Per pose, over the images with a human face: the identity range, misses, the worst
     pose error and seam; and whether each of the done-criteria holds."""
-    done = [im for im in images if im.get("rows")]
+    done = [im for im in images if im.get("rows") and im.get("human_face", True)]
     per_pose = {}
     for k, pose in enumerate(poses()):
         rows = [im["rows"][k] for im in done]
@@ -246,14 +246,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"turns: id_distance is null ({why})", file=sys.stderr)
     results = []
     for name, portrait, skipped in _portraits(args.images, args.size):
-        if portrait is not None and identity is not None and not human_face(portrait.image):
-            skipped = "no human face (dlib's face detector finds none)"
         if skipped:
             print(f"{name[:34]:34s} skipped: {skipped}", flush=True)
             results.append({"name": name, "skipped": skipped})
             continue
+        human = identity is None or human_face(portrait.image)
         rows, images = evaluate_portrait(portrait, identity)
-        results.append({"name": name, "rows": rows})
+        results.append({"name": name, "human_face": human, "rows": rows})
         print(_line(name, rows), flush=True)
         if args.sheet:
             write_sheet(Path(args.sheet) / f"{name}.png", portrait.image, rows, images)
