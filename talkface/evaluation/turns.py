@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.analysis.tracking import track_still
 from talkface.evaluation.seams import SEAM_THRESHOLD
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -74,19 +75,6 @@ def posed_motion(face, pose: Pose):
     e = replace(motion.expression, blink_left=0.0, blink_right=0.0, eye_open=0.0,
                 jaw_open=SPEAKING_JAW if pose.speaking else 0.0)
     return replace(motion, expression=e)
-
-
-def track_still(image: np.ndarray) -> np.ndarray:
-    """Face-mesh points of one still, fed a few times so the tracker settles (NaN if missed)."""
-    from talkface.analysis.tracking import FaceTracker
-
-    tracker = FaceTracker()
-    try:
-        for _ in range(3):
-            points = tracker.points(image)
-    finally:
-        tracker.close()
-    return points
 
 
 def human_face(image: np.ndarray) -> bool:
