@@ -9,7 +9,7 @@ rendered and measured:
 
 - id_distance: dlib's 128-d face descriptor of the rendering vs the portrait's
   (talkface.evaluation.reenact.IdentityModel); a face the tracker misses is a measured
-  failure (face_found false, id_distance null);
+  failure (face_found false, id_distance null); id_vs_rest: vs the pose-0 rendering;
 - measured pose: the face mesh (talkface.analysis.tracking) on the rendering, relative to the
   rendering at pose 0, against the commanded offset (pose_err_deg: the larger of the yaw and
   pitch errors);
@@ -100,6 +100,7 @@ def _measure(portrait, pose: Pose, image: np.ndarray, pts: np.ndarray, zero_pose
     desc = identity.descriptor(image, pts) if identity is not None else None
     if desc is not None and ref_desc is not None:
         row["id_distance"] = float(np.linalg.norm(desc - ref_desc))
+    row["descriptor"] = desc
     seam = seam_score(portrait.image, portrait.points, image, pts)
     row.update(seam=seam.score, seam_curve=seam.curve, seam_where=seam.where)
     return row
@@ -122,6 +123,12 @@ def evaluate_portrait(portrait, identity=None) -> tuple[list[dict], list[np.ndar
     zero_pose = np.array(lm.head_pose_deg(zero)) if np.isfinite(zero[0, 0]) else None
     rows = [_measure(portrait, pose, img, pts, zero_pose, identity, ref_desc)
             for pose, img, pts in zip(poses(), images, points)]
+    # identity against the pose-0 rendering too: what the turn alone costs (the neutral
+    # expression's closed mouth already moves a smiling portrait's descriptor)
+    rest = rows[poses().index(Pose(0, 0))].get("descriptor")
+    for row in rows:
+        desc = row.pop("descriptor", None)
+        row["id_vs_rest"] = None if desc is None or rest is None else float(np.linalg.norm(desc - rest))
     return rows, images
 
 
