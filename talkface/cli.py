@@ -219,6 +219,7 @@ EVAL_COMMANDS = (
     ("reenact", "re-render real videos from their first frame", "talkface.evaluation.reenact"),
     ("dynamics", "head, blink and gaze statistics: generated vs real", "talkface.evaluation.dynamics"),
     ("controls", "how well the controls are obeyed", "talkface.evaluation.controls_eval"),
+    ("turns", "head turns: identity, pose reached and seams", "talkface.evaluation.turns"),
     ("watermark", "watermark robustness and false positives", "talkface.evaluation.watermark_eval"),
     ("stability", "identity drift and flicker over a long render", "talkface.evaluation.stability"),
     ("batch", "batch jobs per minute on a Ray cluster of 1 node vs 2 (needs talkface[ray])", "talkface.evaluation.batch_bench"),

@@ -64,6 +64,17 @@ class FaceTracker:
         self.mesh.close()
 
 
+def track_still(image: np.ndarray, feeds: int = 3) -> np.ndarray:
+    """Face-mesh points of one still image, fed a few times so the tracker settles (NaN if missed)."""
+    tracker = FaceTracker()
+    try:
+        for _ in range(feeds):
+            points = tracker.points(image)
+    finally:
+        tracker.close()
+    return points
+
+
 def track_frames(frames, times=None, name: str = "frames") -> VideoTrack:
     tracker = FaceTracker()
     try:

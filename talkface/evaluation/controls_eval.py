@@ -50,16 +50,9 @@ SENTENCE = "Hello there, my name is Anna and I am happy to meet you today. How a
 
 def _still_points(face, motion):
     """Face-mesh points of one rendered still, tracked a few times so the tracker settles."""
-    from talkface.analysis.tracking import FaceTracker
+    from talkface.analysis.tracking import track_still
 
-    img = face.render(motion)
-    tracker = FaceTracker()
-    try:
-        for _ in range(3):
-            points = tracker.points(img)
-    finally:
-        tracker.close()
-    return points
+    return track_still(face.render(motion))
 
 def _frames(face, controls, audio, seed: int = 0):
     from talkface.engine import GenerateOptions, generate
