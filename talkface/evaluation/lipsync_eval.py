@@ -20,48 +20,18 @@ animates the video's first frame with its own audio and scores the rendered mout
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from talkface.errors import InputError
 from talkface.lipsync.metrics import at_frames, best_lag_r, closed_agreement, shifted
+from talkface.lipsync.real_clips import real_mouth
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
 KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
         "quiet_closed")
-
-
-# ------------------------------------------------------------------ real mouth (cached)
-def cache_dir(override: str | None = None) -> Path:
-    base = Path(override) if override else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkface" / "lipsync"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def _key(path: Path) -> str:
-    st = path.stat()
-    return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|v2".encode()).hexdigest()[:16]
-
-
-def real_mouth(path: str | Path, cache: str | None = None) -> dict:
-    """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
-    units) of a real video, cached."""
-    from talkface.analysis.tracking import stream_start_gap, track_video
-
-    path = Path(path)
-    f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
-    if f.is_file():
-        with np.load(f) as z:
-            return {k: z[k] for k in z.files}
-    track = track_video(path)
-    out = {"times": track.times.astype(np.float64) + stream_start_gap(path), "opening": track.mouth_opening().astype(np.float64),
-           "width": track.mouth_width().astype(np.float64), "points": track.points.astype(np.float32)}
-    np.savez_compressed(f, **out)
-    return out
 
 
 # ------------------------------------------------------------------ metrics

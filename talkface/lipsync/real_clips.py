@@ -24,23 +24,10 @@ def _key(path: Path) -> str:
     return hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}|v2".encode()).hexdigest()[:16]
 
 
-def stream_start_gap(path: Path) -> float:
-    """Seconds from the first audio sample to the first video frame (the video stream may start late)."""
-    import av
-
-    with av.open(str(path)) as c:
-        v = next(c.decode(video=0)).time
-    with av.open(str(path)) as c:
-        if not c.streams.audio:
-            return 0.0
-        a = next(c.decode(audio=0)).time
-    return float((v or 0.0) - (a or 0.0))
-
-
 def real_mouth(path: str | Path, cache: str | None = None) -> dict:
     """Per-frame times (from the first audio sample), inner-lip opening and mouth width (IOD
     units) of a real video, cached."""
-    from talkface.analysis.tracking import track_video
+    from talkface.analysis.tracking import stream_start_gap, track_video
 
     path = Path(path)
     f = cache_dir(cache) / f"{path.stem}-{_key(path)}.npz"
