@@ -19,6 +19,10 @@ class AudioError(InputError):
     """Unreadable, empty or out-of-range audio."""
 
 
+class TooLongError(AudioError):
+    """Audio (or the speech of a text) longer than the limit: a server answers 413."""
+
+
 class SpeechError(InputError):
     """Bad voice name, empty text, bad parameter or espeak-ng failure."""
 

@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 from talkface.analysis.audio import MAX_DURATION_S, Audio, AudioError, checked_audio, load_audio
 from talkface.analysis.portrait import Portrait
 from talkface.engine import FaceModel, GenerateOptions, follow, generate, in_background
-from talkface.errors import Cancelled, InputError
+from talkface.errors import Cancelled, InputError, TooLongError
 from talkface.marking.provenance import SigningIdentity
 from talkface.output.video import check_output_path, write_video
 
@@ -121,12 +121,12 @@ def load_job_audio(job: Job) -> tuple[Audio, Audio]:
 
         spoken = speak(job.text, voice=job.voice)
         if len(spoken.samples) > job.max_seconds * spoken.sample_rate:
-            raise AudioError(f"the spoken text is longer than the {job.max_seconds:g} s limit")
+            raise TooLongError(f"the spoken text is longer than the {job.max_seconds:g} s limit")
         track = checked_audio(spoken.samples, spoken.sample_rate, "text", rate=spoken.sample_rate)
         return checked_audio(spoken.samples, spoken.sample_rate, "text"), track
     audio = load_audio(job.audio, max_duration=job.max_seconds)
     if audio.duration > job.max_seconds:
-        raise AudioError(f"audio is longer than the {job.max_seconds:g} s limit: {job.audio}")
+        raise TooLongError(f"audio is longer than the {job.max_seconds:g} s limit: {job.audio}")
     return audio, load_audio(job.audio, max_duration=job.max_seconds, rate=OUTPUT_AUDIO_RATE)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface.errors import AudioError  # noqa: F401  (re-exported: the name stays importable here)
+from talkface.errors import AudioError, TooLongError  # noqa: F401  (AudioError re-exported: the name stays importable here)
 
 SAMPLE_RATE = 16000
 HOP = 160            # 10 ms: features run at 100 Hz whatever the video frame rate
@@ -87,7 +87,7 @@ def load_audio(path: str | Path, max_duration: float = MAX_DURATION_S, rate: int
                     chunks.append(data)
                     total += len(data)
                 if total > (max_duration + 1) * rate:
-                    raise AudioError(f"audio is longer than the {max_duration / 60:.0f} min limit: {path}")
+                    raise TooLongError(f"audio is longer than the {max_duration:g} s limit: {path}")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
     except AudioError:

@@ -1,8 +1,7 @@
-"""One `/v1/generate` job, assembled from its uploads and rendered in a worker thread: audio (a
-file or offline speech), the portrait (an upload, or the built-in one), then the MP4."""
+"""One `/v1/generate` job: its uploads handed to the one job pipeline (talkface.pipeline), in a
+worker thread, with the pipeline's errors turned into the server's typed client errors."""
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from pathlib import Path
 from typing import Callable
 
 from talkface.engine import FaceModel, GenerateOptions
+from talkface.errors import Cancelled, TalkfaceError, TooLongError
 from talkface.live.errors import BadInput, TooLarge
-from talkface.live.jobs import Ticket
+from talkface.live.jobs import JobCancelled, Ticket
 from talkface.live.uploads import clean_message, load_portrait
-
-TRACK_RATE = 48000   # Hz of the MP4's audio track
 
 
 @dataclass(frozen=True)
@@ -28,45 +26,47 @@ class FileJob:
     max_image_pixels: int
 
 
-def load_job_audio(job: FileJob):
-    """(analysis audio at 16 kHz, the MP4's audio track); typed errors for the client."""
-    from talkface.analysis.audio import AudioError, checked_audio, load_audio
-    from talkface.analysis.speech import SpeechError, speak
+class _TicketProgress:
+    """The pipeline's progress bar, counting frames on the ticket (its place-in-queue report)."""
 
-    limit = job.max_seconds
-    if job.text is not None:
-        try:
-            spoken = speak(job.text, voice=job.voice)
-        except SpeechError as exc:
-            raise BadInput(f"text: {exc}") from None
-        if len(spoken.samples) / spoken.sample_rate > limit:
-            raise TooLarge(f"the spoken text is longer than the {limit:g} s limit")
-        try:
-            return (checked_audio(spoken.samples, spoken.sample_rate, "text"),
-                    checked_audio(spoken.samples, spoken.sample_rate, "text", rate=spoken.sample_rate))
-        except AudioError as exc:
-            raise BadInput(f"text: {exc}") from None
-    try:
-        audio = load_audio(job.audio)    # capped by load_audio's own 15-minute limit
-        if audio.duration > limit:
-            raise TooLarge(f"audio is longer than the {limit:g} s limit")
-        return audio, load_audio(job.audio, rate=TRACK_RATE)
-    except AudioError as exc:
-        raise BadInput(clean_message(str(exc), job.audio, "the audio upload")) from None
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+
+    @property
+    def total(self) -> float | None:
+        return self.ticket.frames_total
+
+    @total.setter
+    def total(self, value: float | None) -> None:
+        self.ticket.frames_total = int(value or 0)
+
+    def update(self, n: int = 1) -> None:
+        self.ticket.frames_done += n
 
 
 def render_file_job(ticket: Ticket, job: FileJob, builtin: Callable[[], FaceModel], folder: Path) -> bytes:
     """Blocking: the MP4's bytes. Stops between frames when the ticket is cancelled."""
-    from talkface.engine import generate
-    from talkface.output.video import write_video
+    from talkface.pipeline import Job, render_file
 
-    audio, track = load_job_audio(job)
     face = FaceModel(load_portrait(job.image, job.max_image_pixels)) if job.image is not None else builtin()
-    ticket.frames_total = math.ceil(audio.duration * job.options.fps)
     work = Path(tempfile.mkdtemp(prefix="job-", dir=folder))
     try:
-        frames = generate(face, audio, job.options)
-        out = write_video(work / "out.mp4", frames, track, fps=job.options.fps, on_frame=ticket.progress)
-        return out.read_bytes()
+        spec = Job(output=work / "out.mp4", audio=job.audio, text=job.text, voice=job.voice, options=job.options,
+                   max_seconds=job.max_seconds)
+        result = render_file(spec, face=face, progress=_TicketProgress(ticket), cancel=ticket.cancel)
+        return result.output.read_bytes()
+    except Cancelled:
+        raise JobCancelled(ticket.id) from None
+    except TooLongError as exc:
+        raise TooLarge(_client_message(str(exc), job)) from None
+    except TalkfaceError as exc:
+        raise BadInput(_client_message(str(exc), job)) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _client_message(message: str, job: FileJob) -> str:
+    """The pipeline's one-line error as the client should read it (no server paths)."""
+    if job.audio is None:
+        return f"text: {message}"
+    return clean_message(message, job.audio, "the audio upload")
