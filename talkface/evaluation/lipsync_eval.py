@@ -277,6 +277,11 @@ def evaluate(videos: list[Path], model_choice: str = "auto", render: bool = Fals
         if plot_dir is not None:
             plot_dir.mkdir(parents=True, exist_ok=True)
             plot(plot_dir / f"{name}.png", name, times, real_open, shifted(pred_open, lag), base, ridge, rendered, row)
+    return _summarise(results, render, log)
+
+
+def _summarise(results: list[dict], render: bool, log) -> dict:
+    """Means over the clips, printed, with how many beat the energy baseline."""
     mean = {}
     for k in KEYS:
         vals = [r[k] for r in results if r[k] is not None and np.isfinite(r[k])]
