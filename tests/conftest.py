@@ -67,7 +67,8 @@ def wait_for_http(url: str, proc, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            log = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {log[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if reply.status == 200:
@@ -78,14 +79,16 @@ def wait_for_http(url: str, proc, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def serve_url():
-    """A real `talkface serve` process on 127.0.0.1 (a free port), stopped after the session."""
+def serve_url(tmp_path_factory):
+    """A real `talkface serve` process on 127.0.0.1 (a free port), stopped after the session.
+    Its log goes to a file: an undrained stderr pipe fills and then blocks the server."""
     import subprocess
     import sys
 
     port = free_port()
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "talkface.cli", "serve", "--port", str(port), "--max-live", "4"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
         yield f"http://127.0.0.1:{port}"
@@ -96,3 +99,4 @@ def serve_url():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
