@@ -11,8 +11,8 @@ from talkface.errors import InputError
 MB = 1024 * 1024
 # CPU time one live frame costs at 512x512 (render + watermark + JPEG + timeline + recording).
 # `talkface serve` measures it on its own machine at start (live/capacity.py) unless --max-live is
-# given; this figure is only the default of ServerConfig (tests, embedding the app) and the value
-# measured on the project's 2-core machine (see /docs/streaming.md). Admission divides the cores by it.
+# given; this figure is only ServerConfig's default (tests, embedding the app): the calibration read
+# 17.9-19.1 ms on the project's 2-core machine under heavy load. Admission divides the cores by it.
 LIVE_CPU_MS_PER_FRAME = 17.0
 # share of the cores live sessions may take, leaving room for the event loop, JPEG sending and
 # the file-job worker (which runs at a lower priority)
