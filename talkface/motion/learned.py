@@ -16,6 +16,11 @@ model's gaze has moved SACCADE_DEG from it, then the eyes jump (a saccade), as r
 do. Blinks start with a learned per-frame hazard (logistic in the blink features below:
 pauses, phrase starts, saccades, time since the last blink).
 
+Looks away from the camera are episodes of a two-state chain; the head turns part of the
+way with the eyes (a spring towards the episode's head offset), as real people do. An
+emotion scales head motion, look-aways, blink rate and brow motion by factors measured on
+MEAD clips (`MotionModel.emotion`, at the control's strength).
+
 Causal, no look-ahead; numpy only; a few microseconds per frame. Different seeds give
 different motion with the same statistics.
 """

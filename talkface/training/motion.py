@@ -12,7 +12,9 @@ engine runs, so the model is conditioned on exactly what it sees at run time.
 Fit (closed form, seconds on a CPU): a ridge vector autoregression of the motion on its
 last ORDER frames and the voice's condition vector; a log-variance regression of the
 residuals on the condition (the voice scales the innovations); their correlation; and a
-logistic blink hazard fitted to the blinks found in the eye openness.
+logistic blink hazard fitted to the blinks found in the eye openness; look-away episodes
+(where the eyes went and how far the head turned with them) with logistic start/end hazards;
+and per-emotion factors measured on the emotion-labelled clips (training/motion_emotion.py).
 """
 from __future__ import annotations
 
