@@ -258,6 +258,27 @@ def test_learned_motion_follows_the_controls():
     assert np.abs(np.diff(sad, axis=0)).mean() < np.abs(np.diff(angry, axis=0)).mean()
 
 
+def test_learned_emotion_factors_come_from_the_labelled_clips():
+    """The shipped emotion factors are the record's (measured on MEAD clips, shrunk to the
+    rig's style); at full strength surprise blinks less than neutral, and strength 0 is neutral."""
+    import json
+
+    from talkface.motion.controls import EMOTIONS
+    from talkface.motion.learned import WEIGHTS, MotionModel
+
+    model, record = MotionModel.load(), json.loads(WEIGHTS.with_suffix(".json").read_text())["emotion"]
+    assert np.all(model.emotion[EMOTIONS.index("neutral")] == 0)
+    for name in ("happy", "sad", "angry", "surprised"):
+        assert record["emotions"][name]["figures"]["clips"] >= 1
+        assert np.allclose(np.exp(model.emotion[EMOTIONS.index(name)]), record["emotions"][name]["shipped_factors"], atol=1e-3)
+    inputs = speech_like(60, seed=6)
+    rate = {e: sum(blink_count(run_learned(inputs, Controls(emotion=e, emotion_strength=1.0), seed=s)) for s in range(3))
+            for e in ("neutral", "surprised")}
+    assert rate["surprised"] < rate["neutral"], rate
+    weak = run_learned(inputs[:250], Controls(emotion="surprised", emotion_strength=0.0), seed=3)
+    assert np.allclose(poses(weak), poses(run_learned(inputs[:250], Controls(emotion_strength=0.0), seed=3)))
+
+
 def test_learned_motion_at_other_frame_rates():
     """The live stream runs at 40 fps: the model interpolates between its 25 fps frames."""
     gen = MotionGenerator(40.0, seed=1, source="learned")

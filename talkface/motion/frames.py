@@ -71,6 +71,8 @@ class DynamicsContext:
     look: float = 1.0         # scales glances away and gaze wander
     blink_rate: float = 1.0   # scales the blink rate
     motion_scale: float = 1.0
+    emotion: str = "neutral"      # the emotion in force (the learned source applies its own measured effects)
+    emotion_strength: float = 0.0
 
 
 @dataclass(frozen=True)

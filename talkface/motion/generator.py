@@ -178,7 +178,8 @@ class _ControlState:
 def dynamics_context(controls: Controls) -> DynamicsContext:
     emo, k, ms = EMOTION_STYLES[controls.emotion], controls.emotion_strength, controls.motion_scale
     return DynamicsContext(energy=(1 + (emo.energy - 1) * k) * ms, tempo=1 + (emo.tempo - 1) * k,
-                           look=min(ms, 1.5), blink_rate=emo.blink_rate ** k, motion_scale=ms)
+                           look=min(ms, 1.5), blink_rate=emo.blink_rate ** k, motion_scale=ms,
+                           emotion=controls.emotion, emotion_strength=k)
 
 
 def motion_source(name: str, dt: float, rng: np.random.Generator, style: MotionStyle = DEFAULT_STYLE, model=None):

@@ -16,6 +16,11 @@ model's gaze has moved SACCADE_DEG from it, then the eyes jump (a saccade), as r
 do. Blinks start with a learned per-frame hazard (logistic in the blink features below:
 pauses, phrase starts, saccades, time since the last blink).
 
+Looks away from the camera are episodes of a two-state chain; the head turns part of the
+way with the eyes (a spring towards the episode's head offset), as real people do. An
+emotion scales head motion, look-aways, blink rate and brow motion by factors measured on
+MEAD clips (`MotionModel.emotion`, at the control's strength).
+
 Causal, no look-ahead; numpy only; a few microseconds per frame. Different seeds give
 different motion with the same statistics.
 """
@@ -27,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface.motion.frames import Dynamics, DynamicsContext, Prosody
+from talkface.motion.controls import EMOTIONS
+from talkface.motion.frames import Dynamics, DynamicsContext, Prosody, Spring, springs_step
 from talkface.motion.procedural import Blinker
 from talkface.motion.prosody import SpeechEvents
 
@@ -38,6 +44,7 @@ N_MOTION = 6
 CONDITION_NAMES = ("bias", "loudness", "speaking", "energy", "onset", "accent", "phrase_start", "pause")
 BLINK_FEATURES = ("bias", "speaking", "phrase_end", "phrase_start", "saccade", "log_since")
 GLANCE_FEATURES = ("bias", "speaking", "phrase_end", "phrase_start", "pause")
+EMOTION_FACTORS = ("head", "look", "blink", "brow")   # what an emotion scales (training/motion_emotion.py)
 PHRASE_DECAY_S = 0.5          # the phrase-start feature fades over this time
 PAUSE_TAU_S = 1.0
 SACCADE_DEG = 1.5             # a new fixation when the model's gaze has moved this far from the held one
@@ -47,8 +54,9 @@ BROW_TO_RIG = 8.0             # rig brow_raise per unit of brow height (inter-oc
 BROW_RIG_RANGE = (-0.3, 0.8)
 HEAD_RANGE_DEG = 25.0         # the generated head never leaves this box (about the rest)
 GAZE_RANGE_DEG = 20.0
-TX_PER_DEG, TY_PER_DEG = 0.002, 0.001
-STYLE_GAIN_RANGE = (1 / 3, 3.0)   # the liveliness' log-normal tail cut: a 6x head looked wild   # the head shifts a little as it turns and nods
+TX_PER_DEG, TY_PER_DEG = 0.002, 0.001   # the head shifts a little as it turns and nods
+STYLE_GAIN_RANGE = (1 / 3, 3.0)   # the liveliness' log-normal tail cut: a 6x head looked wild
+GLANCE_HEAD_OMEGA = 6.0           # 1/s: the head's share of a look away eases in and out (a spring)
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,12 @@ class MotionModel:
     noise_chol: np.ndarray  # (D, D) Cholesky factor of the innovations' correlation
     blink: np.ndarray       # (len(BLINK_FEATURES),) logistic hazard weights per frame
     scale: np.ndarray       # (D,) units of x (brow: inter-ocular distances x scale[5] -> model units)
-    style: np.ndarray       # (2,) spread (log-normal sigma) of a sequence's liveliness: head, gaze
+    style: np.ndarray       # (3,) a sequence's liveliness: log-normal sigma of head, gaze; their correlation
     glance_start: np.ndarray    # (len(GLANCE_FEATURES),) logistic hazard of looking away from the camera
     glance_end: np.ndarray      # (len(GLANCE_FEATURES),) ... of looking back
-    glance_offsets: np.ndarray  # (K, 2) where real people looked when they looked away (degrees)
+    glance_offsets: np.ndarray  # (K, 4) where real people looked when they looked away, and where their
+                                # head turned meanwhile: gaze yaw, pitch, head yaw, pitch (degrees)
+    emotion: np.ndarray     # (len(controls.EMOTIONS), len(EMOTION_FACTORS)) log factors at full strength
 
     @classmethod
     def load(cls, path: str | Path = WEIGHTS) -> "MotionModel":
@@ -128,7 +138,8 @@ class LearnedDynamics:
         self.clock = 0.0          # model frames owed (a fraction of one between model frames)
         # this sequence's liveliness: real people range from very still to very animated
         self.gain = np.ones(N_MOTION)
-        self.gain[HEAD], self.gain[GAZE] = np.clip(np.exp(model.style * rng.standard_normal(2)), *STYLE_GAIN_RANGE)
+        self.gain[HEAD], self.gain[GAZE] = liveliness(model.style, rng)
+        self.glance_head = [Spring(), Spring()]
 
     def _advance(self, c: np.ndarray) -> np.ndarray:
         m = self.model
@@ -148,26 +159,49 @@ class LearnedDynamics:
         frac = min(max(self.clock, 0.0), 1.0)     # one model frame behind, interpolated between model frames
         x = (self.history[1] + frac * (self.history[0] - self.history[1])) * self.gain
         self.since_end = 0.0 if ev.ends_phrase else self.since_end + self.dt
-        gaze = (x[GAZE] + self._glance(ev)) * ctx.look
+        head_gain, look_gain, blink_gain, brow_gain = self.emotion_gains(ctx)
+        look = self._glance(ev, look_gain)
+        turn = springs_step(self.glance_head, look[2:], GLANCE_HEAD_OMEGA, self.dt)
+        gaze = (x[GAZE] + look[:2]) * ctx.look
         saccade = bool(np.linalg.norm(gaze - self.fixation) > SACCADE_DEG)
         if saccade:
             self.fixation = gaze.copy()
         feats = blink_features(ev.speaking, self.since_end, self.condition.since_start, saccade, self.blinker.since)
         p = 1.0 - (1.0 - hazard(self.model.blink, feats)) ** (self.dt * MODEL_FPS)
-        blink = self.blinker.step(p * ctx.blink_rate, BLINK_REFRACTORY_S)
-        head = x[HEAD] * ctx.energy
-        brow = float(np.clip(x[BROW] / self.model.scale[BROW] * BROW_TO_RIG, *BROW_RIG_RANGE)) * min(ctx.motion_scale, 1.0)
+        blink = self.blinker.step(p * blink_gain, BLINK_REFRACTORY_S)
+        head = np.clip(x[HEAD] + np.r_[turn, 0.0], -HEAD_RANGE_DEG, HEAD_RANGE_DEG) * head_gain
+        brow = float(np.clip(x[BROW] * brow_gain / self.model.scale[BROW] * BROW_TO_RIG, *BROW_RIG_RANGE))
+        brow *= min(ctx.motion_scale, 1.0)
         return Dynamics(head=head, gaze=self.fixation.copy(), blink=blink, brow=brow,
                         shift=(TX_PER_DEG * head[0], TY_PER_DEG * head[1]))
 
-    def _glance(self, ev: SpeechEvents) -> np.ndarray:
-        """Looking away from the camera and back: a two-state chain with learned hazards."""
+    def emotion_gains(self, ctx: DynamicsContext) -> np.ndarray:
+        """Head, look-away, blink-rate and brow gains: the emotion's learned factors at the
+        control's strength (the head's also times the motion scale)."""
+        row = EMOTIONS.index(ctx.emotion) if ctx.emotion in EMOTIONS else 0
+        gains = np.exp(ctx.emotion_strength * self.model.emotion[row])
+        gains[0] *= ctx.motion_scale
+        return gains
+
+    def _glance(self, ev: SpeechEvents, rate: float = 1.0) -> np.ndarray:
+        """Looking away from the camera and back: a two-state chain with learned hazards
+        (`rate` scales the hazard of looking away)."""
         m = self.model
         feats = glance_features(ev.speaking, self.since_end, self.condition.since_start, ev.silent_for)
         steps = self.dt * MODEL_FPS
         if self.glance is None:
-            if self.rng.random() < 1.0 - (1.0 - hazard(m.glance_start, feats)) ** steps:
+            if self.rng.random() < 1.0 - (1.0 - min(hazard(m.glance_start, feats) * rate, 1.0)) ** steps:
                 self.glance = m.glance_offsets[self.rng.integers(len(m.glance_offsets))]
         elif self.rng.random() < 1.0 - (1.0 - hazard(m.glance_end, feats)) ** steps:
             self.glance = None
-        return np.zeros(2) if self.glance is None else self.glance
+        return np.zeros(4) if self.glance is None else self.glance
+
+
+def liveliness(style: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """A sequence's head and gaze gains: correlated log-normal draws (lively people move
+    head and eyes more), the tails cut at STYLE_GAIN_RANGE."""
+    rho = float(np.clip(style[2], -0.99, 0.99)) if len(style) > 2 else 0.0
+    z = rng.standard_normal(2)
+    z[1] = rho * z[0] + np.sqrt(1.0 - rho * rho) * z[1]
+    head, gaze = np.clip(np.exp(style[:2] * z), *STYLE_GAIN_RANGE)
+    return float(head), float(gaze)

@@ -12,7 +12,9 @@ engine runs, so the model is conditioned on exactly what it sees at run time.
 Fit (closed form, seconds on a CPU): a ridge vector autoregression of the motion on its
 last ORDER frames and the voice's condition vector; a log-variance regression of the
 residuals on the condition (the voice scales the innovations); their correlation; and a
-logistic blink hazard fitted to the blinks found in the eye openness.
+logistic blink hazard fitted to the blinks found in the eye openness; look-away episodes
+(where the eyes went and how far the head turned with them) with logistic start/end hazards;
+and per-emotion factors measured on the emotion-labelled clips (training/motion_emotion.py).
 """
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.motion.controls import EMOTIONS
+from talkface.motion.frames import Spring, springs_step
 from talkface.motion.learned import (
+    EMOTION_FACTORS,
     GAZE,
+    GLANCE_HEAD_OMEGA,
     HEAD,
     MODEL_FPS,
     N_MOTION,
@@ -60,6 +66,7 @@ MAX_GLANCE_OFFSETS = 128
 # sample, the long looks off-camera carry the variance): chosen by the training-set Frechet
 # distance of the gaze windows (1: 394, 1.5: 226, 2: 121; notes/dynamics.md).
 GLANCE_OFFSET_GAIN = 2.0
+GLANCE_HEAD_GAIN = 1.4        # ... and the head's share of each look away (its episode mean; CV FD: 1: 341, 1.4: 306)
 SMOOTH_PASSES = 6             # of [1, 2, 1] / 4 over the tracked motion before fitting
 
 
@@ -165,12 +172,22 @@ def prepare(clip: MotionClip, smooth: int = SMOOTH_PASSES) -> Prepared:
     cond = ConditionTracker(1.0 / MODEL_FPS)
     c = np.array([cond.update(p, e) for p, e in events])
     x = np.nan_to_num(x)
-    away, offsets = glances(x[:, GAZE], valid)
+    away, offsets = glances(x, valid)
+    turn_target = np.zeros((len(x), 2))
     for (a, b), off in zip(_runs(away), offsets):
-        x[a:b, GAZE] -= off                       # the autoregression models the fixational part
+        x[a:b, GAZE] -= off[:2]                   # the autoregression models the fixational part,
+        turn_target[a:b] = off[2:]
+    x[:, :2] -= glance_turn(turn_target)          # and the head's motion beside its turn towards the look
     blink_y = blink_onsets(clip.aperture, valid)
     blink_x, glance_x = _event_design(events, x, blink_y)
     return Prepared(clip, x, valid, c, blink_x, blink_y, glance_x, away, offsets, events)
+
+
+def glance_turn(target: np.ndarray) -> np.ndarray:
+    """The head's turn towards looks away as the run-time model makes it: a spring
+    (GLANCE_HEAD_OMEGA) following each episode's head offset."""
+    springs, dt = [Spring(), Spring()], 1.0 / MODEL_FPS
+    return np.array([springs_step(springs, t, GLANCE_HEAD_OMEGA, dt) for t in target]).reshape(-1, 2)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -178,17 +195,19 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
-def glances(gaze: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Frames looking away (gaze over GAZE_HOLD_DEG from the rest, for at least
-    MIN_GLANCE_FRAMES) and each episode's mean direction."""
+def glances(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames looking away (camera-frame gaze over GAZE_HOLD_DEG from the rest, for at
+    least MIN_GLANCE_FRAMES) and each episode's mean gaze direction and head yaw and pitch
+    (real people turn the head towards where they look: in the cache the head's yaw
+    follows a look away's yaw with slope 0.43, its pitch with 0.91)."""
     from talkface.motion.metrics import GAZE_HOLD_DEG
 
-    away = valid & (np.linalg.norm(gaze, axis=1) > GAZE_HOLD_DEG)
+    away = valid & (np.linalg.norm(x[:, GAZE], axis=1) > GAZE_HOLD_DEG)
     for a, b in _runs(away):
         if b - a < MIN_GLANCE_FRAMES:
             away[a:b] = False
-    offsets = np.array([gaze[a:b].mean(axis=0) for a, b in _runs(away)]).reshape(-1, 2)
-    return away, offsets
+    offsets = np.array([np.r_[x[a:b, GAZE].mean(axis=0), x[a:b, :2].mean(axis=0)] for a, b in _runs(away)])
+    return away, offsets.reshape(-1, 4)
 
 
 def _event_design(events, x, blink_y) -> tuple[np.ndarray, np.ndarray]:
@@ -223,11 +242,12 @@ def _grid(times: np.ndarray, values: np.ndarray, usable: np.ndarray, n: int) -> 
     return out.reshape((n,) + values.shape[1:])
 
 
-def load_clip(path: Path, meta: dict, max_seconds: float | None = None) -> MotionClip | None:
+def load_clip(path: Path, meta: dict, max_seconds: float | None = None, need_audio: bool = True) -> MotionClip | None:
     """One clip of `talkface data prepare`'s cache, its motion at the audio time of each
-    frame (the audio-video offset corrected); None without an audio track."""
+    frame (the audio-video offset corrected); None without an audio track if need_audio
+    (without, the audio features are empty: silence)."""
     with np.load(path) as z:
-        if "rms_db" not in z.files:
+        if "rms_db" not in z.files and need_audio:
             return None
         t = np.asarray(z["aligned_times"], np.float64)
         n = int(np.floor(t[-1] * MODEL_FPS)) + 1 if len(t) else 0
@@ -236,7 +256,9 @@ def load_clip(path: Path, meta: dict, max_seconds: float | None = None) -> Motio
         usable = np.asarray(z["usable"], bool)
         cols = np.column_stack([z["pose"], z["gaze"], z["eyes"].mean(axis=1), z["brows"].mean(axis=1)]).astype(np.float64)
         g = _grid(t, cols, usable, n)
-        rms, pitch = np.asarray(z["rms_db"], np.float64), np.asarray(z["pitch_hz"], np.float64)
+        audio = "rms_db" in z.files
+        rms = np.asarray(z["rms_db"] if audio else [], np.float64)
+        pitch = np.asarray(z["pitch_hz"] if audio else [], np.float64)
     return MotionClip(name=meta["clip"], speaker=str(meta["speaker"]), emotion=meta.get("emotion") or "neutral",
                       pose=g[:, :3], gaze=g[:, 3:5], aperture=g[:, 5], brow=g[:, 6], rms_db=rms, pitch_hz=pitch)
 
@@ -308,7 +330,8 @@ def fit_glances(preps: list[Prepared]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     offsets = np.concatenate([p.offsets for p in preps])
     keep = np.random.default_rng(0).permutation(len(offsets))[:MAX_GLANCE_OFFSETS]
     return (fit_logistic(np.concatenate(starts[0]), np.concatenate(starts[1])),
-            fit_logistic(np.concatenate(ends[0]), np.concatenate(ends[1])), offsets[keep] * GLANCE_OFFSET_GAIN)
+            fit_logistic(np.concatenate(ends[0]), np.concatenate(ends[1])),
+            offsets[keep] * np.repeat([GLANCE_OFFSET_GAIN, GLANCE_HEAD_GAIN], 2))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
@@ -329,7 +352,8 @@ def fit(preps: list[Prepared], ridge: float = RIDGE, calibrate: bool = True) -> 
     scale[5] = BROW_UNITS
     start, end, offsets = fit_glances(preps)
     model = MotionModel(lags=lags, cond=cond, noise_log_var=log_var, noise_chol=chol, blink=fit_blink(preps), scale=scale,
-                        style=np.zeros(2), glance_start=start, glance_end=end, glance_offsets=offsets)
+                        style=np.zeros(3), glance_start=start, glance_end=end, glance_offsets=offsets,
+                        emotion=np.zeros((len(EMOTIONS), len(EMOTION_FACTORS))))
     if not calibrate:
         return model
     return calibrate_gains(replace(model, style=fit_style(model, preps)), preps)
@@ -350,7 +374,10 @@ def fit_style(model: MotionModel, preps: list[Prepared], seed: int = 0) -> np.nd
     usable = [p for p in preps if p.valid.sum() >= 2 * MODEL_FPS]
     real = _log_spreads([real_series(p) for p in usable])
     gen = _log_spreads([series_from_motion(p, *generate_series(model, p, seed + i)) for i, p in enumerate(usable)])
-    return np.sqrt(np.maximum(real.var(axis=0) - gen.var(axis=0), 0.0))
+    extra = np.cov(real.T) - np.cov(gen.T)
+    sigma = np.sqrt(np.maximum(np.diag(extra), 0.0))
+    rho = float(np.clip(extra[0, 1] / max(sigma[0] * sigma[1], 1e-6), -0.95, 0.95))
+    return np.r_[sigma, rho]
 
 
 def with_gains(model: MotionModel, head: float, gaze: float) -> MotionModel:
@@ -500,6 +527,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from talkface.motion.learned import WEIGHTS
+    from talkface.training.motion_emotion import emotion_effects, labelled_table
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -518,7 +546,8 @@ def run(args: argparse.Namespace) -> int:
         record["cross_validation"] = cv
         for name in ("real", "learned", "procedural"):
             log(f"{name:<11}" + ", ".join(f"{k}={v}" for k, v in cv[name]["summary"].items()))
-    model = fit(preps)
+    effects, record["emotion"] = emotion_effects(labelled_table(args.cache))
+    model = replace(fit(preps), emotion=effects)
     out = Path(args.output) if args.output else WEIGHTS
     tmp = out.with_name(out.stem + ".tmp.npz")
     model.save(tmp)
