@@ -14,7 +14,7 @@ if (params.has("token")) {   // keep the token for this tab, but not in the addr
 
 const JITTER_S = 0.06;            // playout delay that absorbs network jitter
 const UNDERRUN_S = 0.01;          // a frame due sooner than this (or late) restarts the buffer at JITTER_S
-const MAX_BUFFER_S = 0.25;        // a burst beyond this drops frames (trimming below brings it back first)
+const MAX_BUFFER_S = 0.15;        // a burst beyond this drops frames to stay live (trimming removes smaller excess)
 const TRIM_WINDOW_S = 0.5;        // the buffer's minimum over this much audio is what jitter really needed
 const TRIM_MARGIN_S = 0.015;      // excess over JITTER_S tolerated before trimming
 const TRIM_FRACTION = { idle: 0.5, speech: 0.2 };   // most of one frame's audio trimmed (silence: more)
