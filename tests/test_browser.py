@@ -180,9 +180,45 @@ def test_page_usability_in_chromium(server_url, tmp_path):
                 el.dispatchEvent(new Event('input', {bubbles: true})); }""")
             assert not page.is_checked("#gaze_free")
             buffer = page.evaluate("() => talkface.bufferMs.slice().sort((a, b) => a - b)")
+            dropped, trimmed = page.evaluate("() => [talkface.dropped, talkface.trimmedMs]")
         finally:
             browser.close()
     assert contrast >= 4.5, f"error text contrast {contrast:.2f}:1"
     if buffer:
         print(f"\nplayout buffer: p50 {buffer[len(buffer) // 2]:.0f} ms, p95 {buffer[int(len(buffer) * 0.95)]:.0f} ms "
-              f"over {len(buffer)} frames (target 60 ms)")
+              f"over {len(buffer)} frames (target 60 ms), {dropped} dropped, {trimmed:.0f} ms of audio trimmed")
+
+
+PLAYOUT_JS = """(arrivals) => {
+  const p = new talkface.Playout(); const out = [];
+  for (const [t, speech] of arrivals) out.push(p.plan(t, 0.04, speech));
+  return out; }"""
+
+
+def test_playout_buffer_stays_at_its_target_in_chromium(server_url):
+    """The page's own playout buffer (talkface.Playout, what it reports as bufferMs), driven on
+    a simulated clock in the browser: steady arrivals sit at 60 ms; a stall and the server's
+    catch-up burst are trimmed back to 60 ms within about 1.5 s, without dropping a frame."""
+    from playwright.sync_api import sync_playwright
+
+    frame = 0.04
+    steady = [[1.0 + n * frame, False] for n in range(100)]
+    # frames 40 and 41 held back by a stall, then sent at once (plus 1 ms each) with frame 42
+    burst = [[1.0 + (42 * frame + 0.001 * (n - 40) if 40 <= n < 42 else n * frame), n % 3 == 0] for n in range(150)]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(server_url)
+            calm = page.evaluate(PLAYOUT_JS, steady)
+            stall = page.evaluate(PLAYOUT_JS, burst)
+        finally:
+            browser.close()
+    assert all(c is not None and abs(c["lead"] - 0.06) < 1e-6 and c["skip"] == 0 for c in calm)
+    assert all(s is not None for s in stall), "a frame of the burst was dropped"
+    leads = [s["lead"] for s in stall]
+    assert max(leads) > 0.12  # the burst did pile up behind the late frame ...
+    assert all(abs(x - 0.06) < 0.002 for x in leads[42 + 40:]), leads  # ... and 1.6 s later it is gone
+    # audio stays contiguous: each frame starts where the previous one's (trimmed) audio ends
+    for a, b in zip(stall[41:], stall[42:]):
+        assert abs(b["at"] - (a["at"] + frame - a["skip"])) < 1e-9

@@ -289,3 +289,19 @@ def test_crop_then_rescale_then_crf35_is_found_by_the_scale_search() -> None:
     assert d.z_score < Z_THRESHOLD and d.payload_z < Z_DECODE_THRESHOLD  # the older paths miss it
     assert d.scan_z >= Z_SCAN_THRESHOLD
     assert_found_any(d)
+
+
+def test_rescaled_render_is_tested_at_its_pixel_centre_shift(clip: list[np.ndarray]) -> None:
+    # Shrunk to 256 px, pixel i samples the render at 2 i + 0.5: the pattern
+    # sits half a tile unit off shift 0, and the exact hypothesis tests it there.
+    from talkface.marking.watermark.confirm import confirm_payload
+    from talkface.marking.watermark.detection import rescale_shift, residual
+    from talkface.marking.watermark.lattice import whitened
+
+    assert rescale_shift(64.0, 128.0) == -0.5 and rescale_shift(128.0, 128.0) == 0.0
+    wm = Watermarker(PAYLOAD)
+    small = [cv2.resize(wm.embed(f), (256, 256), interpolation=cv2.INTER_AREA) for f in clip[:3]]
+    w = whitened(np.sum([residual(f) for f in small], axis=0), 64.0, 64.0)
+    z0, p0 = confirm_payload(w, [(0.0, 0.0)])
+    zc, pc = confirm_payload(w, [(-0.5, -0.5)])
+    assert pc == PAYLOAD and zc > z0

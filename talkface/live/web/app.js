@@ -13,14 +13,51 @@ if (params.has("token")) {   // keep the token for this tab, but not in the addr
 }
 
 const JITTER_S = 0.06;            // playout delay that absorbs network jitter
-const MAX_BUFFER_S = 0.15;        // after a stall the server catches up in a burst: beyond this, drop to stay live
+const UNDERRUN_S = 0.01;          // a frame due sooner than this (or late) restarts the buffer at JITTER_S
+const MAX_BUFFER_S = 0.15;        // a burst beyond this drops frames to stay live (trimming removes smaller excess)
+const TRIM_WINDOW_S = 0.5;        // the buffer's minimum over this much audio is what jitter really needed
+const TRIM_MARGIN_S = 0.015;      // excess over JITTER_S tolerated before trimming
+const TRIM_FRACTION = { idle: 0.5, speech: 0.2 };   // most of one frame's audio trimmed (silence: more)
+const FADE_S = 0.003;             // fade-in where trimmed audio resumes (no click)
+
+// The playout buffer, on any clock (the Web Audio clock here; a test drives it with its own).
+// Every frame's audio follows the previous one without a gap. After a stall, the late frame
+// restarts the buffer at JITTER_S and the server's catch-up burst piles up behind it: without
+// trimming, that excess stays for the rest of the session (each stall adds to it). So when the
+// buffer has stayed above JITTER_S for TRIM_WINDOW_S, the excess is trimmed from the start of
+// the next frames' audio, a small part of each, until the buffer is back at JITTER_S.
+class Playout {
+  constructor(target = JITTER_S) { this.target = target; this.reset(); }
+  reset() { this.head = 0; this.window = []; this.debt = 0; }
+  // now: clock time of the frame's arrival (s); dur: its audio (s). Returns null (drop the
+  // frame) or {at, skip, lead}: play from `skip` s into its audio at clock time `at`, which
+  // is `lead` s after arrival (the buffer figure the page reports).
+  plan(now, dur, speech) {
+    if (this.head < now + UNDERRUN_S) { this.head = now + this.target; this.window = []; this.debt = 0; }
+    if (this.head > now + MAX_BUFFER_S) return null;
+    const lead = this.head - now;
+    this.window.push([lead, dur]);
+    let span = this.window.reduce((a, w) => a + w[1], 0);
+    if (span >= TRIM_WINDOW_S) {
+      const excess = Math.min(...this.window.map((w) => w[0])) - this.target;
+      if (excess > TRIM_MARGIN_S) { this.debt = excess; this.window = []; }
+      while (this.window.length && span - this.window[0][1] >= TRIM_WINDOW_S) span -= this.window.shift()[1];
+    }
+    const skip = Math.min(this.debt, dur * (speech ? TRIM_FRACTION.speech : TRIM_FRACTION.idle));
+    this.debt -= skip;
+    const at = this.head;
+    this.head += dur - skip;
+    return { at, skip, lead };
+  }
+}
 const stats = (window.talkface = {
   received: 0, shown: 0, speechFrames: 0, distinct: 0, dropped: 0, fps: 0, errors: [], session: null,
-  connected: false, clock: "none", shownAt: [], transitMs: [], bufferMs: [],
+  connected: false, clock: "none", shownAt: [], transitMs: [], bufferMs: [], trimmedMs: 0, Playout,
 });
 const canvas = $("view");
 const g2d = canvas.getContext("2d");
-let ws = null, audioCtx = null, outGain = null, playHead = 0, session = null;
+let ws = null, audioCtx = null, outGain = null, session = null;
+const playout = new Playout();
 let pending = [];                  // decoded frames waiting for their time: {bmp, at, index, key, flags}
 let mic = null, lastKey = null;
 
@@ -77,7 +114,7 @@ function onMessage(ev) {
     const m = JSON.parse(ev.data);
     if (m.type === "ready") {
       session = stats.session = m;
-      playHead = 0;
+      playout.reset();
       setLive(true);
       status(`live · ${m.size}×${m.size} · ${m.fps} fps`);
       sendControls();
@@ -98,7 +135,7 @@ function onMessage(ev) {
   const transit = Date.now() - sent * 1000;   // same clock only when browser and server share a machine
   stats.transitMs.push(transit);
   if (stats.transitMs.length > 250) stats.transitMs.shift();
-  const at = schedule(pcm);
+  const at = schedule(pcm, flags & 1);
   if (at === null) return;
   if (jlen === 0) {   // the server skipped this picture to keep up: keep showing the previous one
     pending.push({ bmp: null, at, index, key: lastKey, flags });
@@ -112,27 +149,28 @@ function onMessage(ev) {
   });
 }
 
-function schedule(pcm) {
+function schedule(pcm, speech) {
   if (!audioRunning()) { stats.clock = "page"; return clockNow(); }
   stats.clock = "audio";
   const rate = session.audio_rate;
   const now = audioCtx.currentTime;
-  if (playHead < now + 0.01) playHead = now + JITTER_S;   // start, or recover after a stall
-  if (playHead > now + MAX_BUFFER_S) { stats.dropped++; return null; }
-  if (pcm.length) {
-    const buf = audioCtx.createBuffer(1, pcm.length, rate);
+  const plan = playout.plan(now, pcm.length / rate, speech);
+  if (plan === null) { stats.dropped++; return null; }
+  const first = Math.round(plan.skip * rate);
+  if (pcm.length > first) {
+    const buf = audioCtx.createBuffer(1, pcm.length - first, rate);
     const ch = buf.getChannelData(0);
-    for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+    const fade = first ? Math.round(FADE_S * rate) : 0;
+    for (let i = 0; i < ch.length; i++) ch[i] = (pcm[first + i] / 32768) * (i < fade ? i / fade : 1);
     const src = audioCtx.createBufferSource();
     src.buffer = buf;
     src.connect(outGain);
-    src.start(playHead);
+    src.start(plan.at);
   }
-  const at = playHead;
-  stats.bufferMs.push((playHead - now) * 1000);
+  stats.trimmedMs += plan.skip * 1000;
+  stats.bufferMs.push(plan.lead * 1000);
   if (stats.bufferMs.length > 500) stats.bufferMs.shift();
-  playHead += pcm.length / rate;
-  return at;
+  return plan.at;
 }
 
 function tick() {
@@ -163,7 +201,7 @@ requestAnimationFrame(loop);
 setInterval(tick, 12);
 setInterval(() => {
   $("fps").textContent = stats.fps.toFixed(1);
-  $("latency").textContent = audioRunning() && playHead ? `buffer ${Math.max(0, (playHead - audioCtx.currentTime) * 1000).toFixed(0)} ms` : "page clock";
+  $("latency").textContent = audioRunning() && playout.head ? `buffer ${Math.max(0, (playout.head - audioCtx.currentTime) * 1000).toFixed(0)} ms` : "page clock";
 }, 500);
 
 function send(obj) {

@@ -66,7 +66,8 @@ N_DECODE_SHIFTS = 8
 N_DECODE_TESTS = N_TESTS * (1 << USER_ID_BITS) * FORMAT_VERSION
 Z_DECODE_THRESHOLD = 8.5
 # A re-encoded render keeps its geometry: period TILE (at the render's size)
-# and shift 0.  That hypothesis gets its own threshold (weighted Bonferroni):
+# and shift 0; rescaled as a whole, the period of its new size and the
+# shift of rescale_shift.  That hypothesis gets its own threshold (weighted Bonferroni):
 # 2 periods x 2^16 payloads, N_EXACT_TESTS * Q(7.0) = 1.7e-7 per check.
 N_EXACT_TESTS = 2 * (1 << USER_ID_BITS) * FORMAT_VERSION
 Z_EXACT_THRESHOLD = 7.0
@@ -121,7 +122,7 @@ class Detection:
     frames_used: int
     z_score: float = 0.0  # sync peak z-score (detection statistic)
     payload_z: float = 0.0  # best payload hypothesis z-score (0 when the sync path decoded)
-    exact_z: float = 0.0  # the same at shift 0 of the untouched-geometry periods
+    exact_z: float = 0.0  # the same at the rendered shift of the untouched-geometry periods
     scan_z: float = 0.0  # the same over the scale search (0 unless it ran)
 
 
@@ -170,29 +171,43 @@ def _confidence(zs: float, zp: float, zx: float, zc: float) -> float:
     return float(max(0.0, 1.0 - p))
 
 
-def _payload_test(acc: np.ndarray, period: Period, shift: Shift, exact: list[Period]) -> tuple[float, float, Payload | None]:
+def rescale_shift(period: float, p_ref: float) -> float:
+    """Cyclic shift (tile units, both axes) of a 512 px render's pattern after
+    a rescale to the size whose period is ``period``.
+
+    Resamplers align pixel centres, not corners: pixel i of the new size
+    samples the render at (i + 0.5) * r - 0.5 with r = p_ref / period, so the
+    pattern appears shifted by -0.5 * (r - 1) tile units (-0.5 at 256 px,
+    about a third of a pixel of phase error at the highest key frequency
+    when shift 0 is tested instead).
+    """
+    return -0.5 * (p_ref / period - 1.0)
+
+
+def _payload_test(acc: np.ndarray, period: Period, shift: Shift, exact: dict[Period, Shift]) -> tuple[float, float, Payload | None]:
     """Decode-confirmed detection for a weak or undecodable mark.
 
     Every payload is tested (see confirm_payload) at the best period (its
     refined sync peak first, then the strongest shifts by sync and payload
     energy) and at the untouched-geometry periods, where a weak mark's own
-    sync peak can lose to a chance peak at some estimated period.  At those
-    periods, shift 0 (the frame as rendered, only re-encoded) is also a
-    hypothesis of its own with its own share of the false-alarm budget
-    (weighted Bonferroni): 2 * 2^16 payloads rather than every shift.
-    Returns (payload z over the search, payload z at shift 0, payload or None).
+    sync peak can lose to a chance peak at some estimated period.  At each of
+    those periods, the shift of the frame as rendered (only re-encoded, or
+    rescaled as a whole: see rescale_shift) is also a hypothesis of its own
+    with its own share of the false-alarm budget (weighted Bonferroni):
+    2 * 2^16 payloads rather than every shift.
+    Returns (payload z over the search, payload z at the rendered shift, payload or None).
     """
     zp = zx = 0.0
     best: Payload | None = None
     best_exact: Payload | None = None
-    for i, q in enumerate(dict.fromkeys([period] + exact)):
+    for i, q in enumerate(dict.fromkeys([period, *exact])):
         w = whitened(acc, *q)
         shifts = shift_candidates(w, N_DECODE_SHIFTS)
         z, candidate = confirm_payload(w, [shift] + shifts if i == 0 else shifts)
         if z > zp:
             zp, best = z, candidate
         if q in exact:
-            z, candidate = confirm_payload(w, [(0.0, 0.0)])
+            z, candidate = confirm_payload(w, [exact[q]])
             if z > zx:
                 zx, best_exact = z, candidate
     if zx >= Z_EXACT_THRESHOLD:
@@ -264,7 +279,8 @@ def analyse(acc: np.ndarray, frames: int, factor: int = 1) -> Detection:
     # a 512 px render and the one implied by the current size are tried.
     p_ref = TILE / factor
     p_size = period_for(h * factor, w * factor) / factor
-    exact: list[Period] = [(p_ref, p_ref), (p_size, p_size)]
+    c = rescale_shift(p_size, p_ref)
+    exact: dict[Period, Shift] = {(p_ref, p_ref): (0.0, 0.0), (p_size, p_size): (c, c)}
     search = _SyncSearch(acc)
     for q in exact:
         search.test(q)
