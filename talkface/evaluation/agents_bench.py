@@ -77,20 +77,23 @@ def shown_frames(trace: dict, browser: dict) -> dict[int, dict]:
     return shown
 
 
-def _utterance_starts(shown: dict[int, dict]) -> list[dict]:
-    """The first shown frame of each answer that enters speech from idle."""
-    starts, previous = [], None
-    for i in sorted(shown):
-        f = shown[i]
+def first_shown_per_answer(trace: dict, shown: dict[int, dict]) -> list[tuple[float, dict]]:
+    """(entry time of an answer's first TTS chunk, the first frame of that answer the browser showed)."""
+    pairs, previous, entered = [], None, None
+    for f in trace["frames"]:
         if f["speech"] and f["tts_entered"] and (previous is None or not previous["speech"]):
-            starts.append(f)
+            entered = min(f["tts_entered"])
+        if not f["speech"]:
+            entered = None
+        if entered is not None and f["index"] in shown:
+            pairs.append((entered, shown[f["index"]]))
+            entered = None
         previous = f
-    return starts
+    return pairs
 
 
-def latency_figures(shown: dict[int, dict]) -> dict:
-    starts = _utterance_starts(shown)
-    first = [f["shown"] - min(f["tts_entered"]) for f in starts]
+def latency_figures(trace: dict, shown: dict[int, dict]) -> dict:
+    first = [f["shown"] - entered for entered, f in first_shown_per_answer(trace, shown)]
     chunks = [f["shown"] - t for f in shown.values() if f["speech"] for t in f["tts_entered"]]
     return {**_pct(first, "g2g_first_ms"), **_pct(chunks, "g2g_chunk_ms")}
 
@@ -119,11 +122,11 @@ def _levels(browser: dict) -> tuple[np.ndarray, np.ndarray]:
     return levels[:, 0] / 1000.0, levels[:, 1]
 
 
-def av_offsets(shown: dict[int, dict], browser: dict) -> list[float]:
+def av_offsets(trace: dict, shown: dict[int, dict], browser: dict) -> list[float]:
     """Audio onset minus picture onset for each answer that starts after silence."""
     t, rms = _levels(browser)
     offsets = []
-    for f in _utterance_starts(shown):
+    for _entered, f in first_shown_per_answer(trace, shown):
         quiet = (t > f["shown"] - ONSET_QUIET_S - 0.2) & (t < f["shown"] - 0.2)
         loud = np.flatnonzero((t > f["shown"] - 0.2) & (rms > SILENT_RMS))
         if quiet.any() and (rms[quiet] <= SILENT_RMS).all() and len(loud):
@@ -170,7 +173,7 @@ def analyse(trace: dict, browser: dict) -> dict:
     if len(shown) < 2:
         return {"frames_shown": len(shown)}
     video, audio = interrupt_latencies(trace, shown, browser)
-    return {**latency_figures(shown), **rate_figures(trace, shown), **_pct(av_offsets(shown, browser), "av_offset_ms"),
+    return {**latency_figures(trace, shown), **rate_figures(trace, shown), **_pct(av_offsets(trace, shown, browser), "av_offset_ms"),
             **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **mouth_figures(shown),
             **stage_figures(shown),
             "nominal_fps": trace["fps"]}

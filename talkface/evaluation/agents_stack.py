@@ -164,7 +164,7 @@ def browser_on(stack: Stack, profile_dir: Path):
                                                        args=CHROMIUM_FLAGS, viewport={"width": 700, "height": 760})
         try:
             page = context.new_page()
-            page.goto(f"{stack.page_url}?mouth={box}")
+            page.goto(f"{stack.page_url}?measure=1&mouth={box}")
             browser = Browser(page)
             browser.wait_connected()
             yield browser
