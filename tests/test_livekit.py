@@ -1,0 +1,144 @@
+"""The LiveKit avatar generator through livekit-agents' own avatar stack and a real `talkface serve`.
+
+No livekit-server can run here (docs/livekit.md says why), so no room: tests/livekit_probe.py
+runs in the agent venv (.venv-livekit, `make venv-livekit`) and drives the real QueueAudioOutput,
+AvatarRunner, rtc.AVSynchronizer, rtc.AudioSource/VideoSource and local tracks read back with
+rtc.VideoStream/AudioStream. It records what came out; this file checks it in talkface's own
+environment (face landmarks need mediapipe, which the agent venv cannot have).
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+AGENT_PYTHON = REPO / ".venv-livekit" / "bin" / "python"
+PROBE = Path(__file__).with_name("livekit_probe.py")
+PROBE_TIMEOUT_S = 90
+SPEECH_RMS, SILENCE_RMS = 300.0, 30.0   # int16 levels: espeak speech is ~3000, idle frames are 0
+MOUTH_OPEN, MOUTH_REST = 0.03, 0.015    # inner-lip gap over the inter-ocular distance
+
+
+@pytest.fixture(scope="module")
+def probe(serve_url, tmp_path_factory):
+    if not AGENT_PYTHON.exists():
+        pytest.skip(f"the LiveKit agent venv is missing ({AGENT_PYTHON}): run `make venv-livekit`")
+    out = tmp_path_factory.mktemp("livekit")
+    ws = serve_url.replace("http://", "ws://") + "/v1/live"
+    done = subprocess.run([str(AGENT_PYTHON), str(PROBE), ws, str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=PROBE_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "record.json").read_text())
+    record["dir"] = out
+    return record
+
+
+def mouth_openings(folder: Path) -> np.ndarray:
+    from PIL import Image
+
+    from talkface.analysis.landmarks import mouth_opening
+    from talkface.analysis.portrait import mesh_points
+
+    values = []
+    for path in sorted(folder.glob("*.jpg")):
+        with Image.open(path) as picture:
+            points = mesh_points(np.asarray(picture.convert("RGB")))
+        values.append(np.nan if points is None else mouth_opening(points))
+    return np.array(values)
+
+
+@pytest.fixture(scope="module")
+def mouths(probe):
+    """Mouth opening of every frame the generator yielded and of every frame the VideoStream delivered."""
+    out = mouth_openings(probe["dir"] / "video")[:len(probe["video"])]   # the last picture may be unrecorded
+    return {"gen": mouth_openings(probe["dir"] / "gen"), "out": out}
+
+
+def audio_level(chunks: np.ndarray, t: float, half_s: float) -> float:
+    """The loudest output audio chunk that arrived within `half_s` of time `t`."""
+    near = chunks[np.abs(chunks[:, 0] - t) <= half_s]
+    return float(near[:, 2].max()) if len(near) else 0.0
+
+
+def test_generator_yields_one_audio_frame_per_video_frame(probe):
+    kinds = [kind for _, kind, _ in probe["gen"] if kind != "end"]
+    assert kinds[0::2] == ["video"] * (len(kinds) // 2 + len(kinds) % 2) and set(kinds[1::2]) == {"audio"}
+    samples = np.load(probe["dir"] / "gen_pcm.npy")
+    per_frame = probe["audio_rate"] / probe["fps"]
+    assert len(samples) == per_frame * len(kinds[1::2]), "every frame carries exactly its own slot of audio"
+    pts = np.array([f[2] for f in probe["frames"]])
+    index = np.array([f[1] for f in probe["frames"]])
+    np.testing.assert_allclose(pts, index / probe["fps"], atol=1e-6)
+    assert [kind for _, kind, _ in probe["gen"]].count("end") == 1, "the finished utterance ends its segment once"
+
+
+def test_frames_arrive_at_the_frame_rate(probe):
+    period = 1.0 / probe["fps"]
+    arrivals = np.array([t for t, _ in probe["video"]])
+    stamps = np.array([ts for _, ts in probe["video"]]) / 1e6
+    assert abs(np.median(np.diff(stamps)) - period) < 0.25 * period
+    assert abs(np.median(np.diff(arrivals)) - period) < 0.25 * period
+
+
+def test_mouth_moves_during_speech_and_rests_in_silence(probe, mouths):
+    opening = mouths["out"]
+    chunks, arrivals = np.array(probe["audio"]), [t for t, _ in probe["video"]][:len(opening)]
+    assert np.isfinite(opening).mean() > 0.95, "the face is found in the published frames"
+    speech = np.array([audio_level(chunks, t, 0.02) > SPEECH_RMS for t in arrivals])
+    silent = np.array([audio_level(chunks, t, 0.3) < SILENCE_RMS for t in arrivals])
+    assert speech.sum() > 20 and silent.sum() > 20
+    assert np.nanpercentile(opening[speech], 90) > 2 * MOUTH_OPEN, "the mouth opens while speech plays"
+    assert np.nanstd(opening[speech]) > 0.02, "and it moves"
+    assert np.nanmax(opening[silent]) < MOUTH_REST, "the mouth rests in silence"
+
+
+def onset(times: np.ndarray, values: np.ndarray, after: float, threshold: float) -> float:
+    """The first time after `after` at which `values` exceeds `threshold`."""
+    hits = np.flatnonzero((times > after) & (values > threshold))
+    assert len(hits), "no onset found"
+    return float(times[hits[0]])
+
+
+def generated_audio_chunks(probe) -> np.ndarray:
+    """[time the generator yielded it, RMS] per 10 ms of generated audio (the output's chunk size)."""
+    pcm = np.load(probe["dir"] / "gen_pcm.npy").astype(np.float64)
+    chunk = probe["audio_rate"] // 100
+    levels = np.sqrt((pcm[:len(pcm) // chunk * chunk].reshape(-1, chunk) ** 2).mean(axis=1))
+    yielded = np.repeat([t for t, kind, _ in probe["gen"] if kind == "audio"], len(levels) // len(probe["frames"]))
+    return np.column_stack([yielded, levels])
+
+
+def test_audio_and_video_stay_within_one_frame(probe, mouths):
+    """The LiveKit stack (runner, synchronizer, sources, tracks) delays the face's video and its
+    audio alike: the speech onset in the audio and the mouth's opening in the video move from
+    the generator's output to the tracks' output by the same delay, within one frame."""
+    period = 1.0 / probe["fps"]
+    gen_audio = generated_audio_chunks(probe)
+    gen_video = np.array([f[0] for f in probe["frames"]])
+    out_audio = np.array(probe["audio"])
+    out_video = np.array([t for t, _ in probe["video"]])
+    for start in probe["events"]["say1"] + probe["events"]["say2"]:
+        audio_delay = (onset(out_audio[:, 0], out_audio[:, 2], start, SPEECH_RMS)
+                       - onset(gen_audio[:, 0], gen_audio[:, 1], start, SPEECH_RMS))
+        video_delay = (onset(out_video[:len(mouths["out"])], mouths["out"], start, MOUTH_OPEN)
+                       - onset(gen_video, mouths["gen"], start, MOUTH_OPEN))
+        assert 0 <= audio_delay < 0.5 and 0 <= video_delay < 0.5
+        assert abs(video_delay - audio_delay) < period, f"video {video_delay * 1000:.0f} ms, audio {audio_delay * 1000:.0f} ms"
+
+
+def test_clear_buffer_silences_within_100_ms(probe):
+    """`clear_buffer` on the agent's audio output (barge-in) reaches the generator through the
+    runner; the speech still on its way is dropped and the published audio falls silent."""
+    cleared = probe["events"]["clear"][0]
+    assert probe["events"]["interrupted"], "the runner reported the playback as interrupted"
+    out_audio = np.array(probe["audio"])
+    before = out_audio[(out_audio[:, 0] < cleared) & (out_audio[:, 0] > cleared - 0.3)]
+    assert before[:, 2].max() > SPEECH_RMS, "speech was playing when the user barged in"
+    loud_after = out_audio[(out_audio[:, 0] >= cleared) & (out_audio[:, 2] > SILENCE_RMS)]
+    last_loud = loud_after[-1, 0] - cleared if len(loud_after) else 0.0
+    assert last_loud <= 0.1, f"audio still playing {last_loud * 1000:.0f} ms after clear_buffer"
+    gen_after = [level for t, kind, level in probe["gen"] if kind == "audio" and t > cleared + 0.1]
+    assert max(gen_after) < SILENCE_RMS, "the generator yields only silence after the interrupt"
