@@ -51,48 +51,11 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
     return path
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, proc, timeout: float = 60.0) -> None:
-    """Poll `url` until it answers 200; fail with the process's stderr if it exits first."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:g} s")
-
 
 @pytest.fixture(scope="session")
 def serve_url():
     """A real `talkface serve` process on 127.0.0.1 (a free port), stopped after the session."""
-    import subprocess
-    import sys
+    from talkface.evaluation.agents_stack import talkface_serve
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "talkface.cli", "serve", "--port", str(port), "--max-live", "4"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with talkface_serve() as (url, _pid):
+        yield url
