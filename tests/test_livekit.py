@@ -1,7 +1,7 @@
 """The LiveKit avatar generator through livekit-agents' own avatar stack and a real `talkface serve`.
 
 No livekit-server can run here (docs/livekit.md says why), so no room: tests/livekit_probe.py
-runs in the agent venv (.venv-livekit, `make venv-livekit`) and drives the real QueueAudioOutput,
+runs in the agent venv (.venv-livekit, `make livekit-env`) and drives the real QueueAudioOutput,
 AvatarRunner, rtc.AVSynchronizer, rtc.AudioSource/VideoSource and local tracks read back with
 rtc.VideoStream/AudioStream. It records what came out; this file checks it in talkface's own
 environment (face landmarks need mediapipe, which the agent venv cannot have).
@@ -20,20 +20,45 @@ PROBE = Path(__file__).with_name("livekit_probe.py")
 PROBE_TIMEOUT_S = 90
 SPEECH_RMS, SILENCE_RMS = 300.0, 30.0   # int16 levels: espeak speech is ~3000, idle frames are 0
 MOUTH_OPEN, MOUTH_REST = 0.03, 0.015    # inner-lip gap over the inter-ocular distance
+MAX_STALL_S = 0.2    # a longer pause in the generator's or the tracks' output: the machine lost real time
+ATTEMPTS = 2
 
 
-@pytest.fixture(scope="module")
-def probe(serve_url, tmp_path_factory):
-    if not AGENT_PYTHON.exists():
-        pytest.skip(f"the LiveKit agent venv is missing ({AGENT_PYTHON}): run `make venv-livekit`")
-    out = tmp_path_factory.mktemp("livekit")
-    ws = serve_url.replace("http://", "ws://") + "/v1/live"
+def run_probe(ws: str, out: Path) -> dict:
     done = subprocess.run([str(AGENT_PYTHON), str(PROBE), ws, str(out)], cwd=REPO, capture_output=True, text=True,
                           timeout=PROBE_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((out / "record.json").read_text())
     record["dir"] = out
+    record["stall_s"] = longest_stall(record)
     return record
+
+
+def longest_stall(record: dict) -> float:
+    """The longest pause, after the first utterance starts, between frames the generator yielded
+    or between audio chunks the track delivered. Timing checks need it short: on a machine so
+    loaded that this process or the server stalls, no real-time stack keeps A/V sync."""
+    start = record["events"]["say1"][0]
+    stalls = [np.diff([t for t in times if t > start]).max() for times in
+              ([f[0] for f in record["frames"]], [a[0] for a in record["audio"]])]
+    return float(max(stalls))
+
+
+@pytest.fixture(scope="module")
+def probe(serve_url, tmp_path_factory):
+    if not AGENT_PYTHON.exists():
+        pytest.skip(f"the LiveKit agent venv is missing ({AGENT_PYTHON}): run `make livekit-env`")
+    ws = serve_url.replace("http://", "ws://") + "/v1/live"
+    for _ in range(ATTEMPTS):   # a second run if the machine stalled the first one
+        record = run_probe(ws, tmp_path_factory.mktemp("livekit"))
+        if record["stall_s"] <= MAX_STALL_S:
+            break
+    return record
+
+
+def need_real_time(probe) -> None:
+    if probe["stall_s"] > MAX_STALL_S:
+        pytest.skip(f"the machine is too loaded for a timing check: output stalled {probe['stall_s']:.2f} s")
 
 
 def mouth_openings(folder: Path) -> np.ndarray:
@@ -57,12 +82,6 @@ def mouths(probe):
     return {"gen": mouth_openings(probe["dir"] / "gen"), "out": out}
 
 
-def audio_level(chunks: np.ndarray, t: float, half_s: float) -> float:
-    """The loudest output audio chunk that arrived within `half_s` of time `t`."""
-    near = chunks[np.abs(chunks[:, 0] - t) <= half_s]
-    return float(near[:, 2].max()) if len(near) else 0.0
-
-
 def test_generator_yields_one_audio_frame_per_video_frame(probe):
     kinds = [kind for _, kind, _ in probe["gen"] if kind != "end"]
     assert kinds[0::2] == ["video"] * (len(kinds) // 2 + len(kinds) % 2) and set(kinds[1::2]) == {"audio"}
@@ -76,6 +95,7 @@ def test_generator_yields_one_audio_frame_per_video_frame(probe):
 
 
 def test_frames_arrive_at_the_frame_rate(probe):
+    need_real_time(probe)
     period = 1.0 / probe["fps"]
     arrivals = np.array([t for t, _ in probe["video"]])
     stamps = np.array([ts for _, ts in probe["video"]]) / 1e6
@@ -84,15 +104,20 @@ def test_frames_arrive_at_the_frame_rate(probe):
 
 
 def test_mouth_moves_during_speech_and_rests_in_silence(probe, mouths):
-    opening = mouths["out"]
-    chunks, arrivals = np.array(probe["audio"]), [t for t, _ in probe["video"]][:len(opening)]
-    assert np.isfinite(opening).mean() > 0.95, "the face is found in the published frames"
-    speech = np.array([audio_level(chunks, t, 0.02) > SPEECH_RMS for t in arrivals])
-    silent = np.array([audio_level(chunks, t, 0.3) < SILENCE_RMS for t in arrivals])
-    assert speech.sum() > 20 and silent.sum() > 20
-    assert np.nanpercentile(opening[speech], 90) > 2 * MOUTH_OPEN, "the mouth opens while speech plays"
-    assert np.nanstd(opening[speech]) > 0.02, "and it moves"
-    assert np.nanmax(opening[silent]) < MOUTH_REST, "the mouth rests in silence"
+    """The frames the generator handed to the runner, by the server's speech flag; then the
+    frames the video track delivered show the same mouth (the same pictures, none lost)."""
+    speech = np.array([f[3] for f in probe["frames"]])
+    after_speech = np.convolve(speech, np.ones(4), mode="full")[:len(speech)] > 0   # the lips close over ~3 frames
+    gen = mouths["gen"]
+    assert np.isfinite(gen).all() and speech.sum() > 20 and (~after_speech).sum() > 20
+    assert np.percentile(gen[speech], 90) > 2 * MOUTH_OPEN, "the mouth opens while speech plays"
+    assert np.std(gen[speech]) > 0.02, "and it moves"
+    assert gen[~after_speech].max() < MOUTH_REST, "the mouth rests in silence"
+    out = mouths["out"]
+    assert np.isfinite(out).mean() > 0.95, "the face is found in the published frames"
+    assert len(out) >= 0.9 * len(gen)
+    for q in (10, 50, 90):
+        assert abs(np.nanpercentile(out, q) - np.percentile(gen, q)) < 0.02, f"percentile {q} of the mouth opening"
 
 
 def onset(times: np.ndarray, values: np.ndarray, after: float, threshold: float) -> float:
@@ -115,6 +140,7 @@ def test_audio_and_video_stay_within_one_frame(probe, mouths):
     """The LiveKit stack (runner, synchronizer, sources, tracks) delays the face's video and its
     audio alike: the speech onset in the audio and the mouth's opening in the video move from
     the generator's output to the tracks' output by the same delay, within one frame."""
+    need_real_time(probe)
     period = 1.0 / probe["fps"]
     gen_audio = generated_audio_chunks(probe)
     gen_video = np.array([f[0] for f in probe["frames"]])
@@ -132,13 +158,14 @@ def test_audio_and_video_stay_within_one_frame(probe, mouths):
 def test_clear_buffer_silences_within_100_ms(probe):
     """`clear_buffer` on the agent's audio output (barge-in) reaches the generator through the
     runner; the speech still on its way is dropped and the published audio falls silent."""
+    need_real_time(probe)
     cleared = probe["events"]["clear"][0]
     assert probe["events"]["interrupted"], "the runner reported the playback as interrupted"
     out_audio = np.array(probe["audio"])
-    before = out_audio[(out_audio[:, 0] < cleared) & (out_audio[:, 0] > cleared - 0.3)]
-    assert before[:, 2].max() > SPEECH_RMS, "speech was playing when the user barged in"
+    before = out_audio[(out_audio[:, 0] < cleared) & (out_audio[:, 0] > cleared - 0.3), 2]
+    assert len(before) and before.max() > SPEECH_RMS, "speech was playing when the user barged in"
     loud_after = out_audio[(out_audio[:, 0] >= cleared) & (out_audio[:, 2] > SILENCE_RMS)]
     last_loud = loud_after[-1, 0] - cleared if len(loud_after) else 0.0
     assert last_loud <= 0.1, f"audio still playing {last_loud * 1000:.0f} ms after clear_buffer"
     gen_after = [level for t, kind, level in probe["gen"] if kind == "audio" and t > cleared + 0.1]
-    assert max(gen_after) < SILENCE_RMS, "the generator yields only silence after the interrupt"
+    assert gen_after and max(gen_after) < SILENCE_RMS, "the generator yields only silence after the interrupt"

@@ -34,8 +34,7 @@ LIVEKIT_AGENTS_VERSION = "1.8.9"   # the VideoGenerator / AvatarSession interfac
 DEFAULT_WORKER_URL = "http://127.0.0.1:8089"   # where `livekit_worker` listens for launch requests
 DEFAULT_AVATAR_IDENTITY = "talkface-avatar"
 LAUNCH_TIMEOUT_S = 10.0
-IDLE_SLACK_FRAMES = 2.0   # an idle frame this many periods older than usual is dropped (stay live)
-MAX_BACKLOG_S = 0.25      # any frame older than this beyond usual is dropped, as the web page does
+MAX_BACKLOG_S = 0.25      # a frame that waited this much longer than usual is dropped, as the web page does
 
 
 class TalkfaceVideoGenerator(VideoGenerator):
@@ -44,9 +43,8 @@ class TalkfaceVideoGenerator(VideoGenerator):
     `push_audio` sends PCM (and `end_of_speech` on `AudioSegmentEnd`); `clear_buffer` sends
     `interrupt` and drops the speech frames already on their way, up to the server's first idle
     frame. Iterating yields the server's frames, paced by the server at its frame rate. The
-    runner's own pacing cannot catch up after a stall of this process, so frames that waited
-    here longer than usual (idle ones after two periods, any after 250 ms) are dropped: the face
-    stays live instead of falling behind for good."""
+    runner's own pacing cannot catch up after a stall of this process, so a frame that waited
+    here 250 ms longer than usual is dropped: the face stays live instead of falling behind."""
 
     def __init__(self, client: LiveClient) -> None:
         self._client = client
@@ -107,8 +105,7 @@ class TalkfaceVideoGenerator(VideoGenerator):
     def _stale(self, frame: LiveFrame) -> bool:
         delay = frame.received - frame.sent
         self._base_delay = delay if self._base_delay is None else min(self._base_delay, delay)
-        late = delay - self._base_delay
-        return late > MAX_BACKLOG_S or (not frame.speech and late > IDLE_SLACK_FRAMES / self._client.ready.fps)
+        return delay - self._base_delay > MAX_BACKLOG_S
 
     def _video(self, frame: LiveFrame) -> rtc.VideoFrame:
         """The frame's picture as RGBA; a repeated picture (the server fell behind) is reused."""
