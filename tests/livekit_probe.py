@@ -28,11 +28,10 @@ from livekit import rtc
 from livekit.agents.voice.avatar import AudioSegmentEnd, AvatarRunner, QueueAudioOutput
 from PIL import Image
 
-from talkface.analysis.speech import speak
 from talkface.integrations.livekit import TalkfaceVideoGenerator
-from talkface.integrations.livekit_worker import start_runner
+from talkface.integrations.livekit_tts import EspeakTTS
+from talkface.integrations.livekit_worker import Launcher, WorkerConfig, start_runner
 
-CHUNK_S = 0.02          # the agent's TTS frames
 FIRST = "Hello there. I am a talking portrait."
 SECOND = "This sentence is long, and it will be cut off in the middle by the user talking."
 CUT_AFTER_S = 0.8       # of the second utterance's playback
@@ -127,18 +126,48 @@ async def read_audio(stream: rtc.AudioStream, rec: Recorder) -> None:
 
 
 async def say(output: QueueAudioOutput, text: str) -> float:
-    """Push `text` as espeak-ng speech in 20 ms frames, as fast as a TTS would; returns its length."""
-    spoken = await asyncio.to_thread(speak, text)   # a TTS does not block the event loop either
-    pcm = (np.clip(spoken.samples, -1, 1) * 32767).astype(np.int16)
-    step = int(spoken.sample_rate * CHUNK_S)
-    for start in range(0, len(pcm), step):
-        chunk = pcm[start:start + step]
-        await output.capture_frame(rtc.AudioFrame(chunk.tobytes(), spoken.sample_rate, 1, len(chunk)))
+    """Speak `text` with the example's TTS (espeak-ng), pushing its frames as fast as it makes
+    them, as the agent's pipeline does; returns the speech's length in seconds."""
+    seconds = 0.0
+    async with EspeakTTS().synthesize(text) as stream:
+        async for chunk in stream:
+            await output.capture_frame(chunk.frame)
+            seconds += chunk.frame.duration
     output.flush()
-    return len(pcm) / spoken.sample_rate
+    return seconds
+
+
+async def check_launcher(url: str) -> dict:
+    """The avatar worker's HTTP side: a bad launch is refused with a reason; a launch whose room
+    cannot be joined (no LiveKit server here) ends that avatar without taking the worker down."""
+    import aiohttp
+    from aiohttp import web
+
+    launcher = Launcher(WorkerConfig(talkface_url=url))
+    runner = web.AppRunner(launcher.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    found = {}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(base + "/launch", json={"room": "r"}) as reply:
+            found["bad_launch"] = [reply.status, (await reply.json())["detail"]]
+        body = {"livekit_url": "ws://127.0.0.1:9", "token": "not-a-token", "room": "r"}
+        async with http.post(base + "/launch", json=body) as reply:
+            found["launch"] = reply.status
+        for _ in range(100):   # the failed avatar ends on its own
+            async with http.get(base + "/healthz") as reply:
+                found["healthz"] = await reply.json()
+            if found["healthz"]["avatars"] == 0:
+                break
+            await asyncio.sleep(0.1)
+    await runner.cleanup()
+    return found
 
 
 async def main(url: str, out: Path) -> None:
+    launcher = await check_launcher(url)
     rec = Recorder(out)
     RecordingGenerator.recorder = LocalRunner.recorder = rec
     generator = await RecordingGenerator.connect(url)
@@ -169,7 +198,7 @@ async def main(url: str, out: Path) -> None:
     await asyncio.sleep(1.0)                      # idle after the interrupt
     options = generator.options
     rec.save(dict(fps=options.video_fps, audio_rate=options.audio_sample_rate, size=options.video_width,
-                  first_s=first_s))
+                  first_s=first_s, launcher=launcher, dropped=generator.dropped))
     await runner.aclose()
     await generator.aclose()
     for task in runner.readers:      # a closed stream's iterator does not end by itself

@@ -169,3 +169,11 @@ def test_clear_buffer_silences_within_100_ms(probe):
     assert last_loud <= 0.1, f"audio still playing {last_loud * 1000:.0f} ms after clear_buffer"
     gen_after = [level for t, kind, level in probe["gen"] if kind == "audio" and t > cleared + 0.1]
     assert gen_after and max(gen_after) < SILENCE_RMS, "the generator yields only silence after the interrupt"
+
+
+def test_avatar_worker_refuses_bad_launches_and_survives_a_failed_room(probe):
+    found = probe["launcher"]
+    assert found["bad_launch"][0] == 422 and "livekit_url" in found["bad_launch"][1]
+    assert found["launch"] == 200, "a well-formed launch is accepted"
+    assert found["healthz"]["status"] == "ok" and found["healthz"]["avatars"] == 0, \
+        "the avatar whose room could not be joined ended, and the worker still answers"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from livekit import rtc
 from livekit.agents.voice.avatar import AvatarRunner, DataStreamAudioReceiver
 
+from talkface.integrations.client import LiveClosed
 from talkface.integrations.livekit import TalkfaceVideoGenerator
 
 DEFAULT_PORT = 8089
@@ -114,7 +115,9 @@ class Launcher:
     async def _run(self, body: dict) -> None:
         try:
             await run_avatar(self.config, body["livekit_url"], body["token"], str(body.get("portrait") or "builtin"))
-        except Exception:   # one room's failure must not take the worker down
+        except (rtc.ConnectError, LiveClosed, OSError) as exc:   # the room or talkface serve refused
+            log.error("the avatar for room %s could not start: %s", body["room"], exc)
+        except Exception:   # a bug: one room's failure must not take the worker down
             log.exception("the avatar for room %s failed", body["room"])
 
 
