@@ -45,10 +45,10 @@ def longest_stall(record: dict) -> float:
 
 
 @pytest.fixture(scope="module")
-def probe(serve_url, tmp_path_factory):
+def probe(request, tmp_path_factory):
     if not AGENT_PYTHON.exists():
         pytest.skip(f"the LiveKit agent venv is missing ({AGENT_PYTHON}): run `make livekit-env`")
-    ws = serve_url.replace("http://", "ws://") + "/v1/live"
+    ws = request.getfixturevalue("serve_url").replace("http://", "ws://") + "/v1/live"
     for _ in range(ATTEMPTS):   # a second run if the machine stalled the first one
         record = run_probe(ws, tmp_path_factory.mktemp("livekit"))
         if record["stall_s"] <= MAX_STALL_S:
@@ -128,12 +128,15 @@ def onset(times: np.ndarray, values: np.ndarray, after: float, threshold: float)
 
 
 def generated_audio_chunks(probe) -> np.ndarray:
-    """[time the generator yielded it, RMS] per 10 ms of generated audio (the output's chunk size)."""
+    """[time, RMS] per 10 ms of generated audio (the output's chunk size). The time of a chunk
+    is when the generator yielded its frame plus the chunk's place in that frame: when it is due
+    to play if the frame's picture shows as it is yielded."""
     pcm = np.load(probe["dir"] / "gen_pcm.npy").astype(np.float64)
     chunk = probe["audio_rate"] // 100
     levels = np.sqrt((pcm[:len(pcm) // chunk * chunk].reshape(-1, chunk) ** 2).mean(axis=1))
-    yielded = np.repeat([t for t, kind, _ in probe["gen"] if kind == "audio"], len(levels) // len(probe["frames"]))
-    return np.column_stack([yielded, levels])
+    per_frame = len(levels) // len(probe["frames"])
+    yielded = np.repeat([t for t, kind, _ in probe["gen"] if kind == "audio"], per_frame)
+    return np.column_stack([yielded + np.tile(np.arange(per_frame) * 0.01, len(probe["frames"])), levels])
 
 
 def test_audio_and_video_stay_within_one_frame(probe, mouths):
