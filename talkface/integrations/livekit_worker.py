@@ -24,6 +24,7 @@ from talkface.integrations.livekit import TalkfaceVideoGenerator
 DEFAULT_PORT = 8089
 MAX_AVATARS = 4          # rooms one worker serves at once; `talkface serve` caps its own sessions too
 LAUNCH_FIELDS = ("livekit_url", "token", "room")
+CONNECT_TIMEOUT_S = 10.0   # joining the room
 # The runner's audio and video queues. Its default, 100 ms, suits generators that run ahead of real
 # time; talkface serve paces its frames, so the video queue stays empty while the audio queue
 # fills after any hiccup, and the sound would trail the picture by up to 100 ms.
@@ -62,10 +63,10 @@ async def run_avatar(config: WorkerConfig, livekit_url: str, token: str, portrai
     room = rtc.Room()
     closed = asyncio.Event()
     room.on("disconnected", lambda *_: closed.set())
-    generator = await TalkfaceVideoGenerator.connect(config.talkface_url, portrait, config.talkface_token)
-    runner = None
+    generator = runner = None
     try:
-        await room.connect(livekit_url, token)
+        await room.connect(livekit_url, token, rtc.RoomOptions(connect_timeout=CONNECT_TIMEOUT_S))
+        generator = await TalkfaceVideoGenerator.connect(config.talkface_url, portrait, config.talkface_token)
         runner = await start_runner(room, DataStreamAudioReceiver(room), generator)
         done = asyncio.ensure_future(runner.wait_for_complete())
         await asyncio.wait([done, asyncio.ensure_future(closed.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -73,7 +74,8 @@ async def run_avatar(config: WorkerConfig, livekit_url: str, token: str, portrai
     finally:
         if runner is not None:
             await runner.aclose()
-        await generator.aclose()
+        if generator is not None:
+            await generator.aclose()
         await room.disconnect()
 
 
