@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -51,11 +52,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = START_TIMEOUT_S) -> None:
+def wait_for_http(url: str, proc: subprocess.Popen, log, timeout: float = START_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[1]} exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")
+            log.seek(0)
+            raise RuntimeError(f"{proc.args[1]} exited with {proc.returncode}: {log.read()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:
@@ -67,17 +69,20 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = START_TIMEO
 
 @contextlib.contextmanager
 def process(args: list[str], ready_url: str):
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_http(ready_url, proc)
-        yield proc
-    finally:
-        proc.terminate()
+    """Its log goes to a temporary file: an undrained stderr pipe fills after minutes of log
+    lines and then blocks the process."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, text=True)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            wait_for_http(ready_url, proc, log)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @contextlib.contextmanager

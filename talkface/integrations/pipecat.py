@@ -49,6 +49,7 @@ from talkface.integrations.client import LiveClient, LiveFrame
 PIPECAT_VERSION = "1.14.0"   # the release this module is written and tested against
 TTS_CHUNK_S = 0.1            # EspeakTTSService hands its speech on in chunks this long, as a streaming TTS does
 TTS_STOP_AFTER_S = 0.3       # TTSStoppedFrame after this long without more text (Pipecat's default is 3 s)
+MAX_BACKLOG_S = 0.15         # emitted audio not yet played past this: idle frames are skipped to catch up
 
 
 @dataclass
@@ -75,6 +76,7 @@ class TalkfaceVideoService(FrameProcessor):
         self._dropping = False      # after an interrupt: drop speech frames sent before the server saw it
         self._utterance = _Utterance()
         self._queued = _Utterance()   # the next utterance when one starts while another still plays
+        self._played_until = 0.0      # monotonic time at which the audio emitted so far has played
 
     @property
     def ready(self):
@@ -120,6 +122,7 @@ class TalkfaceVideoService(FrameProcessor):
     async def _interrupt(self) -> None:
         self._held_stops.clear()
         self._utterance, self._queued = _Utterance(), _Utterance()
+        self._played_until = 0.0      # the transport drops its queued audio on an interruption
         if self._client is not None:
             self._dropping = True
             await self._client.interrupt()
@@ -142,7 +145,20 @@ class TalkfaceVideoService(FrameProcessor):
             self._dropping = False
             await self._emit(live)
 
+    def _keeps_up(self, live: LiveFrame) -> bool:
+        """Account for this frame's audio; False for an idle frame while the emitted audio runs more
+        than MAX_BACKLOG_S ahead of real time (after a stall the server sends a burst): skipping
+        idle frames, never speech, brings the face back to live."""
+        now = time.monotonic()
+        if not live.speech and self._played_until - now > MAX_BACKLOG_S:
+            return False
+        self._played_until = max(self._played_until, now) + len(live.audio) / live.audio_rate
+        return True
+
     async def _emit(self, live: LiveFrame) -> None:
+        if not self._keeps_up(live):
+            await self._end_utterance(live)
+            return
         rgb = await asyncio.to_thread(lambda: live.image)
         image = OutputImageRawFrame(image=rgb.tobytes(), size=(rgb.shape[1], rgb.shape[0]), format="RGB")
         image.sync_with_audio = self._sync_with_audio
@@ -151,7 +167,10 @@ class TalkfaceVideoService(FrameProcessor):
         kind = TTSAudioRawFrame if live.speech else OutputAudioRawFrame
         await self.push_frame(image)
         await self.push_frame(kind(audio=live.audio.tobytes(), sample_rate=live.audio_rate, num_channels=1))
-        # the utterance is over: its last sample played here, or the face went idle after end_of_speech
+        await self._end_utterance(live)
+
+    async def _end_utterance(self, live: LiveFrame) -> None:
+        """The utterance is over when its last sample plays, or when the face idles after end_of_speech."""
         if live.segment_end or (self._held_stops and not live.speech and self._utterance.speech_frames):
             self._utterance, self._queued = self._queued, _Utterance()
             if self._held_stops:
