@@ -170,8 +170,20 @@ async def check_launcher(url: str) -> dict:
     return found
 
 
+def check_token() -> dict:
+    """The token AvatarSession gives the avatar worker, as LiveKit's own verifier reads it."""
+    from livekit import api
+
+    from talkface.integrations.livekit import avatar_token
+
+    secret = "s" * 32
+    claims = api.TokenVerifier("key", secret).verify(avatar_token("key", secret, "room1", "face", "agent-1"))
+    return {"identity": claims.identity, "kind": claims.kind, "attributes": claims.attributes,
+            "room": claims.video.room, "room_join": claims.video.room_join}
+
+
 async def main(url: str, out: Path) -> None:
-    launcher = await check_launcher(url)
+    launcher = dict(await check_launcher(url), token=check_token())
     rec = Recorder(out)
     RecordingGenerator.recorder = LocalRunner.recorder = rec
     generator = await RecordingGenerator.connect(url)

@@ -184,3 +184,10 @@ def test_avatar_worker_refuses_bad_launches_and_survives_a_failed_room(probe):
     assert found["launch"] == 200, "a well-formed launch is accepted"
     assert found["healthz"]["status"] == "ok" and found["healthz"]["avatars"] == 0, \
         "the avatar whose room could not be joined ended, and the worker still answers"
+
+
+def test_avatar_token_lets_the_worker_publish_for_the_agent(probe):
+    token = probe["launcher"]["token"]
+    assert token["identity"] == "face" and token["kind"] == "agent"
+    assert token["room"] == "room1" and token["room_join"]
+    assert token["attributes"] == {"lk.publish_on_behalf": "agent-1"}
