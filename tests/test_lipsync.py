@@ -171,7 +171,8 @@ def test_bilabials_close_the_lips(model, voice, text):
     assert np.mean(closed) < 0.5 * np.mean(opened)
 
 
-@pytest.mark.xfail(strict=False, reason="regression of the TCN retrained at 600 steps (round 0.148 vs spread 0.150): "
+@pytest.mark.xfail(strict=False, reason="regression of the TCN retrained at 600 steps (round 0.148 vs spread 0.150; a rounding head refitted on "
+                   "the frozen network gives 0.146 vs 0.120 at best: its features hardly carry rounding): "
                    "rounding is learned from the synthetic clips only and needs a longer run; see notes/data.md")
 def test_rounded_vowels_round_and_spread_vowels_spread(model):
     out = {}
@@ -230,3 +231,38 @@ def test_quiet_closed_measures_how_far_silence_means_a_shut_mouth():
     assert quiet_closed(energy + 0.01 * rng.normal(size=400), energy) > 0.9   # shut exactly when quiet
     assert 0.1 < quiet_closed(rng.normal(size=400), energy) < 0.4             # unrelated: chance, 0.25
     assert quiet_closed(-energy, energy) == 0.0                               # open when quiet
+
+
+def test_bilabial_eval_sentences_are_held_out_from_the_training_corpus():
+    import re
+
+    from talkface.evaluation.bilabial import SENTENCES
+    from talkface.training.lipsync import CORPUS
+
+    def sentences(text):
+        return {s.strip().lower() for s in re.split(r"[.!?。]", text) if len(s.strip()) > 8}
+
+    trained = set().union(*(sentences(t) for texts in CORPUS.values() for t in texts))
+    for lang, text in SENTENCES.items():
+        assert not sentences(text) & trained, lang
+        assert sum(text.lower().count(c) for c in "pbmпбм") >= 6, lang   # enough bilabials to count
+
+
+def test_grid_names_give_their_sentence_and_forced_alignment_times_its_bilabials():
+    from talkface.evaluation.bilabial import aligned_bilabials, grid_sentence
+
+    assert grid_sentence("video_m_grid-sbwe5n_20") == "set blue with e five now"
+    assert grid_sentence("video_f_grid-lwbsza_23") == "lay white by s zero again"
+    assert grid_sentence("vrt_2") is None
+    pytest.importorskip("pocketsphinx")
+    from talkface.analysis.audio import resample
+    from talkface.analysis.speech import speak
+
+    spoken = speak("bob bought a big map", voice="en-us+f2", rate_wpm=140)   # a voice the recogniser follows
+    pad = np.zeros(SAMPLE_RATE // 4, np.float32)
+    x = np.concatenate([pad, resample(spoken.samples, spoken.sample_rate, SAMPLE_RATE), pad]) * 0.5
+    assert aligned_bilabials(x, "bob bought a big map a big map") is None   # more words than said: no alignment
+    found = [(a - 0.25, b - 0.25, ph) for a, b, ph in aligned_bilabials(x, "bob bought a big map")]
+    said = [(p.start, p.end) for p in spoken.phonemes if p.phoneme[:1] in "pbm"]
+    assert len(found) == len(said) == 6
+    assert all(a < s_end + 0.02 and b > s_start - 0.02 for (a, b, _), (s_start, s_end) in zip(found, said))
