@@ -266,3 +266,40 @@ def test_grid_names_give_their_sentence_and_forced_alignment_times_its_bilabials
     said = [(p.start, p.end) for p in spoken.phonemes if p.phoneme[:1] in "pbm"]
     assert len(found) == len(said) == 6
     assert all(a < s_end + 0.02 and b > s_start - 0.02 for (a, b, _), (s_start, s_end) in zip(found, said))
+
+
+def test_closure_gate_shuts_the_opening_and_presses_the_lips():
+    from talkface.lipsync.tcn import mouth_rows
+
+    raw = np.array([[0.2, 0.0, 0.1, 0.0, -6.0], [0.2, 0.0, 0.1, 0.0, 6.0]], np.float32)
+    rows = mouth_rows(raw)
+    assert rows.shape == (2, 4)
+    assert rows[0, 0] == pytest.approx(0.2) and rows[0, 3] == pytest.approx(0.0)   # unlikely closure: untouched
+    assert rows[1, 0] == 0.0 and rows[1, 3] == 1.0                                # likely closure: shut, pressed
+    np.testing.assert_array_equal(mouth_rows(raw[:, :4]), raw[:, :4])            # no closure head: as is
+
+
+def test_closure_head_fitted_on_frozen_features_finds_the_closures():
+    pytest.importorskip("torch")
+    from talkface.lipsync.tcn import TemporalConvMouth
+    from talkface.training.lipsync_heads import fit_heads
+    from talkface.training.lipsync_tcn import Sequence, TcnSetup, _network, export
+
+    rng = np.random.default_rng(0)
+    setup = TcnSetup(channels=16, dilations=(1, 2, 4))   # reaches back past the 8-frame look-ahead
+    params = export(_network(64, setup), np.zeros(64, np.float32), np.ones(64, np.float32), setup)
+
+    def seq(n):
+        closed = (rng.random(n) < 0.2).astype(np.float32)
+        x = (rng.standard_normal((n, 64)) + 1.5 * closed[:, None]).astype(np.float32)   # a closure is heard
+        y = np.full((n, 5), np.nan, np.float32)
+        y[:, 2], y[:, 4] = 0.5 * (x[:, 1] > 0), closed
+        return Sequence(x, y, np.ones(n, np.float32))
+
+    fitted = fit_heads(params, [seq(3000)], [seq(3000)])
+    model = TemporalConvMouth(fitted)
+    test = seq(2000)
+    padded = np.concatenate([test.x, np.zeros((model.lookahead_frames, 64), np.float32)])
+    logit = model.layers(padded, model.initial_state())[0][model.lookahead_frames:, 4]
+    closed = test.y[:, 4] == 1
+    assert np.mean(logit[closed] > np.median(logit[~closed])) > 0.75   # chance: 0.5
