@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo test lint install bench clean pipecat-env
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	touch $@
 
 install: $(STAMP)
+
+# The Pipecat agent's own venv (protobuf>=5, cannot share .venv): docs/pipecat.md
+PIPECAT_VENV := .venv-pipecat
+$(PIPECAT_VENV)/.installed: requirements-pipecat.txt pyproject.toml
+	$(PYTHON) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_VENV)/bin/pip install --quiet --upgrade pip
+	$(PIPECAT_VENV)/bin/pip install --quiet -r requirements-pipecat.txt
+	$(PIPECAT_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+pipecat-env: $(PIPECAT_VENV)/.installed
 
 demo: $(STAMP)
 	$(BIN)/talkface generate --text "Hello! I am a talking portrait, made by talkface from a single photo." -o demo.mp4
@@ -36,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/talkface bench --json bench.json
 
 clean:
-	rm -rf $(VENV) demo.mp4 bench.json .pytest_cache
+	rm -rf $(VENV) $(PIPECAT_VENV) demo.mp4 bench.json .pytest_cache

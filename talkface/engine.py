@@ -6,7 +6,9 @@ lip-sync model's (at most 80 ms), so the same object drives a live avatar.
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator
 
@@ -26,6 +28,7 @@ from talkface.render.renderer import Renderer, render_motion
 
 FRAMINGS = ("crop", "full")   # the head crop; the whole picture with the head animated inside it
 FPS_RANGE = (1.0, 120.0)
+RENDER_WORKERS = 2    # pictures the file pipeline renders at once: one per core of a 2-core machine
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Animator:
         self.next_frame = 0
         self.samples_in = 0
         self.times = StageTimes()
+        self.deferred = False       # True: frames come without their picture, made later by `frame_of`
+        self._times_lock = threading.Lock()   # frame_of may run in several threads at once
         self._prosody_frame = 0
         self._prosody_state = None
         self._rest_row: np.ndarray | None = None
@@ -196,8 +201,8 @@ class Animator:
         mouth = MouthShape(*(float(v) for v in mouth_row))
         motion = self.motion.step(mouth, self._prosody_at(k), controls)
         self.times.motion += time.perf_counter() - t0
-        if not render:   # a live stream that is behind keeps its timeline and motion, skips the picture
-            return Frame(index=index, time=t, image=None, motion=motion)
+        if not render or self.deferred:   # a live stream that is behind keeps its timeline and motion,
+            return Frame(index=index, time=t, image=None, motion=motion)   # skips the picture
         return self.frame_of(motion, index, t)
 
     def frame_of(self, motion: MotionFrame, index: int, t: float) -> Frame:
@@ -210,9 +215,11 @@ class Animator:
             image = self.framer.paste(image)
         t2 = time.perf_counter()
         image = self.marks.apply(image)
-        self.times.render += t2 - t1
-        self.times.watermark += time.perf_counter() - t2
-        self.times.frames += 1
+        t3 = time.perf_counter()
+        with self._times_lock:
+            self.times.render += t2 - t1
+            self.times.watermark += t3 - t2
+            self.times.frames += 1
         return Frame(index=index, time=t, image=image, motion=motion)
 
     # ------------------------------------------------------------------ live timeline
@@ -350,23 +357,56 @@ def in_background(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
                 thread.join(0.05)
 
 
+def rendered(anim: Animator, frames: Iterable[Frame], workers: int = RENDER_WORKERS) -> Iterator[Frame]:
+    """The pictures of frames made without them (`Animator.deferred`), rendered by `workers`
+    threads at once and handed on in order. Rendering is a pure function of the motion, so
+    these are the very frames rendering one after another makes; numpy and OpenCV release
+    the GIL, so the threads share the cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers <= 1:
+        yield from (f if f.image is not None else anim.frame_of(f.motion, f.index, f.time) for f in frames)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="talkface-render")
+    pending: deque = deque()
+    try:
+        for f in frames:
+            pending.append(pool.submit(anim.frame_of, f.motion, f.index, f.time))
+            if len(pending) > 2 * workers:   # enough queued to keep every worker busy
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOptions = GenerateOptions(),
-             chunk_seconds: float = 0.5, animator: Animator | None = None) -> Iterator[Frame]:
-    """All frames for one audio clip, in order: round(duration x fps) of them."""
+             chunk_seconds: float = 0.5, animator: Animator | None = None, workers: int = 1) -> Iterator[Frame]:
+    """All frames for one audio clip, in order: round(duration x fps) of them; `workers` > 1
+    renders that many pictures at once (the same frames)."""
     face = portrait if isinstance(portrait, FaceModel) else FaceModel(portrait)
     anim = animator or Animator(face, options)
+    anim.deferred = workers > 1
     step = int(chunk_seconds * SAMPLE_RATE)
-    for start in range(0, len(audio.samples), step):
-        yield from anim.push_audio(audio.samples[start:start + step])
-    yield from anim.finish()
+
+    def motions() -> Iterator[Frame]:
+        for start in range(0, len(audio.samples), step):
+            yield from anim.push_audio(audio.samples[start:start + step])
+        yield from anim.finish()
+
+    yield from rendered(anim, motions(), workers) if workers > 1 else motions()
 
 
 def follow(face: FaceModel, motions: Iterable[MotionFrame], options: GenerateOptions = GenerateOptions(),
-           times: Iterable[float] | None = None) -> Iterator[Frame]:
+           times: Iterable[float] | None = None, workers: int = 1) -> Iterator[Frame]:
     """Frames of the portrait following given motions (a driving video's), made by the same
     core as `generate`; frame i is at times[i] (default i / fps)."""
     anim = Animator(face, options)
     times = iter(times) if times is not None else None
-    for i, motion in enumerate(motions):
-        t = next(times) if times is not None else i / options.fps
-        yield anim.frame_of(motion, i, float(t))
+
+    def still() -> Iterator[Frame]:
+        for i, motion in enumerate(motions):
+            t = next(times) if times is not None else i / options.fps
+            yield Frame(index=i, time=float(t), image=None, motion=motion)
+
+    yield from rendered(anim, still(), workers)

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 from talkface.analysis.audio import MAX_DURATION_S, Audio, AudioError, checked_audio, load_audio
 from talkface.analysis.portrait import Portrait
-from talkface.engine import FaceModel, GenerateOptions, follow, generate, in_background
+from talkface.engine import RENDER_WORKERS, FaceModel, GenerateOptions, follow, generate, in_background
 from talkface.errors import Cancelled, InputError, TooLongError
 from talkface.marking.provenance import SigningIdentity
 from talkface.output.video import check_output_path, write_video
@@ -98,7 +98,7 @@ def render_file(job: Job, *, face: FaceModel | None = None, progress: Progress |
     audio, track = load_job_audio(job)
     face = face or FaceModel(load_job_portrait(job))
     total = int(round(audio.duration * job.options.fps))
-    frames = in_background(generate(face, audio, job.options))
+    frames = in_background(generate(face, audio, job.options, workers=RENDER_WORKERS))
     return _write(job, out, frames, track, job.options.fps, progress, cancel, total)
 
 
@@ -158,7 +158,7 @@ def _render_driven(job: Job, out: Path, face: FaceModel | None, progress, cancel
     except AudioError:
         audio = None  # a silent driver makes a silent video
     options = replace(job.options, fps=frame_rate(track.times))
-    frames = in_background(follow(face, motions, options, track.times))
+    frames = in_background(follow(face, motions, options, track.times, workers=RENDER_WORKERS))
     return _write(job, out, frames, audio, options.fps, progress, cancel, len(motions))
 
 

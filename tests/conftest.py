@@ -49,3 +49,13 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
 
     sf.write(str(path), samples, rate)
     return path
+
+
+
+@pytest.fixture(scope="session")
+def serve_url():
+    """A real `talkface serve` process on 127.0.0.1 (a free port), stopped after the session."""
+    from talkface.evaluation.agents_stack import talkface_serve
+
+    with talkface_serve() as (url, _pid):
+        yield url

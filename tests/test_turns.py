@@ -60,3 +60,23 @@ def test_thirty_degree_turns_reach_the_pose_without_a_seam(face, rendered):
         assert abs(yaw - pose.yaw) <= turns.POSE_TOLERANCE_DEG, f"{pose.label}: measured yaw {yaw:.1f}"
         score = seam_score(face.portrait.image, face.portrait.points, images[pose], pts)
         assert score.score <= SEAM_THRESHOLD, f"{pose.label}: seam {score.score:.2f} on the {score.curve} at {score.where}"
+
+
+def test_a_stretched_cheek_is_a_smear(face):
+    """The near cheek and the band beside it stretched sideways from a quarter of their width
+    (what a torn turn makes) lose texture over the threshold; the portrait itself loses none."""
+    import cv2
+
+    from talkface.analysis import landmarks as lm
+    from talkface.evaluation.smears import SMEAR_THRESHOLD, smear_score
+
+    p = face.portrait
+    assert smear_score(p.image, p.points, p.image, p.points).score == 0.0
+    oval = p.points[list(lm.FACE_OVAL), :2]
+    x0 = int(oval[:, 0].min() - 0.35 * np.ptp(oval[:, 0]))
+    x1 = int(oval[:, 0].min() + 0.15 * np.ptp(oval[:, 0]))
+    y0, y1 = int(oval[:, 1].min()), int(oval[:, 1].max())
+    smeared = p.image.copy()
+    strip = p.image[y0:y1, x0:x0 + (x1 - x0) // 4]
+    smeared[y0:y1, x0:x1] = cv2.resize(strip, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    assert smear_score(p.image, p.points, smeared, p.points).score > SMEAR_THRESHOLD

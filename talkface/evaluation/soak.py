@@ -69,12 +69,13 @@ def big_png() -> bytes:
     return buf.getvalue()
 
 
-def start_server(port: int, tmp_root: Path) -> subprocess.Popen:
+def start_server(port: int, tmp_root: Path, log) -> subprocess.Popen:
+    """The server's stderr goes to a file: an undrained pipe fills after a few minutes of
+    access-log lines and then blocks the server's event loop on its next write."""
     env = dict(os.environ, TMPDIR=str(tmp_root))
     return subprocess.Popen([sys.executable, "-m", "talkface.cli", "serve", "--port", str(port),
                              "--max-live", str(LIVE_CLIENTS + 1), "--max-live-per-client", str(LIVE_CLIENTS + 1)],
-                            env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=log)
 
 
 async def wait_ready(client, url: str) -> None:
@@ -221,16 +222,19 @@ def run_soak(minutes: float) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tmp_root = Path(tempfile.mkdtemp(prefix="talkface-soak-"))
-    proc = start_server(port, tmp_root)
-    try:
-        result = asyncio.run(_traffic(f"http://127.0.0.1:{port}", port, minutes, proc.pid, tmp_root))
-    finally:
-        proc.send_signal(signal.SIGINT)
+    with tempfile.TemporaryFile("w+") as log:
+        proc = start_server(port, tmp_root, log)
         try:
-            stderr = proc.communicate(timeout=30)[1]
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            stderr = proc.communicate()[1]
+            result = asyncio.run(_traffic(f"http://127.0.0.1:{port}", port, minutes, proc.pid, tmp_root))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        stderr = log.read()
     result["temp_files_after_exit"] = temp_files(tmp_root)
     result["server_stderr_lines"] = [line for line in stderr.splitlines() if line.strip()][-20:]
     import shutil

@@ -14,7 +14,10 @@ rendered and measured:
   rendering at pose 0, against the commanded offset (pose_err_deg: the larger of the yaw and
   pitch errors);
 - seam: the largest colour jump the rendering adds across the face's silhouette, the jaw, the
-  neck and round the head (talkface.evaluation.seams; over SEAM_THRESHOLD is a seam).
+  neck and round the head (talkface.evaluation.seams; over SEAM_THRESHOLD is a seam);
+- smear: the fine texture the rendering loses against the portrait on the cheeks and the
+  band of ear and hair beside them (talkface.evaluation.smears, bits; over SMEAR_THRESHOLD is a
+  smear); per image, smear_mirror: the same between the portrait's own two halves.
 
 Images without a face are skipped with the reason; a face dlib's detector does not call human
 (a drawn one, an animal's) is rendered and measured but left out of the summary's checks. Contact sheets: one PNG per image, the turns across.
@@ -31,6 +34,7 @@ import numpy as np
 
 from talkface.analysis.tracking import track_still
 from talkface.evaluation.seams import SEAM_THRESHOLD
+from talkface.evaluation.smears import SMEAR_THRESHOLD
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 YAWS = (-30, -20, -10, 0, 10, 20, 30)
@@ -88,9 +92,11 @@ def human_face(image: np.ndarray) -> bool:
 def _measure(portrait, pose: Pose, image: np.ndarray, pts: np.ndarray, zero_pose, identity, ref_desc) -> dict:
     from talkface.analysis import landmarks as lm
     from talkface.evaluation.seams import seam_score
+    from talkface.evaluation.smears import smear_score
 
     row = {"yaw": pose.yaw, "pitch": pose.pitch, "speaking": pose.speaking, "face_found": bool(np.isfinite(pts[0, 0])),
-           "id_distance": None, "measured_yaw": None, "measured_pitch": None, "pose_err_deg": None, "seam": None}
+           "id_distance": None, "measured_yaw": None, "measured_pitch": None, "pose_err_deg": None, "seam": None,
+           "smear": None}
     if not row["face_found"]:
         return row
     if zero_pose is not None:
@@ -103,6 +109,8 @@ def _measure(portrait, pose: Pose, image: np.ndarray, pts: np.ndarray, zero_pose
     row["descriptor"] = desc
     seam = seam_score(portrait.image, portrait.points, image, pts)
     row.update(seam=seam.score, seam_curve=seam.curve, seam_where=seam.where)
+    smear = smear_score(portrait.image, portrait.points, image, pts)
+    row.update(smear=smear.score, smear_curve=smear.curve, smear_where=smear.where)
     return row
 
 
@@ -147,10 +155,11 @@ def write_sheet(path: Path, portrait_image: np.ndarray, rows: list[dict], images
     def label(row):
         idd = "miss" if row["id_distance"] is None else f"{row['id_distance']:.2f}"
         seam = "-" if row.get("seam") is None else f"{row['seam']:.2f}"
-        return f"{Pose(row['yaw'], row['pitch'], row['speaking']).label} id {idd} seam {seam}"
+        smear = "-" if row.get("smear") is None else f"{row['smear']:.1f}"
+        return f"{Pose(row['yaw'], row['pitch'], row['speaking']).label} id {idd} seam {seam} sm {smear}"
 
     def bad(row):
-        return row.get("seam") is None or row["seam"] > SEAM_THRESHOLD
+        return row.get("seam") is None or row["seam"] > SEAM_THRESHOLD or row["smear"] > SMEAR_THRESHOLD
 
     tiles = [tile(img, label(r), bad(r)) for r, img in zip(rows, images)]
     first = np.concatenate(tiles[:len(YAWS)], axis=1)
@@ -172,9 +181,11 @@ def summarise(images: list[dict]) -> dict:
         ids = [r["id_distance"] for r in rows if r["id_distance"] is not None]
         errs = [r["pose_err_deg"] for r in rows if r.get("pose_err_deg") is not None]
         seams = [r["seam"] for r in rows if r.get("seam") is not None]
+        smears = [r["smear"] for r in rows if r.get("smear") is not None]
         per_pose[pose.label] = {"id_min": min(ids, default=None), "id_max": max(ids, default=None),
                                 "misses": sum(not r["face_found"] for r in rows),
-                                "pose_err_max": max(errs, default=None), "seam_max": max(seams, default=None)}
+                                "pose_err_max": max(errs, default=None), "seam_max": max(seams, default=None),
+                                "smear_max": max(smears, default=None)}
     checks = {}
     for limit_yaw, limit in ID_LIMITS.items():
         worst = [per_pose[Pose(s * limit_yaw, 0).label] for s in (-1, 1)]
@@ -183,7 +194,8 @@ def summarise(images: list[dict]) -> dict:
     checks["pose"] = all(p["pose_err_max"] is not None and p["pose_err_max"] <= POSE_TOLERANCE_DEG
                          for p in per_pose.values())
     checks["seam"] = all(p["seam_max"] is not None and p["seam_max"] <= SEAM_THRESHOLD for p in per_pose.values())
-    return {"per_pose": per_pose, "checks": checks, "seam_threshold": SEAM_THRESHOLD}
+    checks["smear"] = all(p["smear_max"] is not None and p["smear_max"] <= SMEAR_THRESHOLD for p in per_pose.values())
+    return {"per_pose": per_pose, "checks": checks, "seam_threshold": SEAM_THRESHOLD, "smear_threshold": SMEAR_THRESHOLD}
 
 
 def _line(name: str, rows: list[dict]) -> str:
@@ -191,7 +203,7 @@ def _line(name: str, rows: list[dict]) -> str:
         return "  -  " if v is None else format(v, fmt)
 
     parts = [f"{Pose(r['yaw'], r['pitch'], r['speaking']).label}: id {f(r['id_distance'], '.3f')} "
-             f"err {f(r.get('pose_err_deg'), '4.1f')} seam {f(r.get('seam'), '.2f')}" for r in rows]
+             f"err {f(r.get('pose_err_deg'), '4.1f')} seam {f(r.get('seam'), '.2f')} smear {f(r.get('smear'), '.1f')}" for r in rows]
     return f"{name[:34]:34s} " + " | ".join(parts)
 
 
@@ -231,6 +243,7 @@ def _portraits(src: str | None, size: int):
 
 def run(args: argparse.Namespace) -> int:
     from talkface.evaluation.reenact import load_identity_model
+    from talkface.evaluation.smears import mirror_smear
 
     if args.seam_reference:
         from talkface.evaluation.seam_reference import run_reference
@@ -247,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         human = identity is None or human_face(portrait.image)
         rows, images = evaluate_portrait(portrait, identity)
-        results.append({"name": name, "human_face": human, "rows": rows})
+        results.append({"name": name, "human_face": human, "rows": rows,
+                        "smear_mirror": mirror_smear(portrait.image, portrait.points)})
         print(_line(name, rows), flush=True)
         if args.sheet:
             write_sheet(Path(args.sheet) / f"{name}.png", portrait.image, rows, images)
@@ -255,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
               "identity_model": None if identity is None else "dlib_face_recognition_resnet_model_v1"}
     for label, s in report["summary"]["per_pose"].items():
         print(f"{label:14s} id {s['id_min']}..{s['id_max']} misses {s['misses']} "
-              f"pose err max {s['pose_err_max']} seam max {s['seam_max']}")
+              f"pose err max {s['pose_err_max']} seam max {s['seam_max']} smear max {s['smear_max']}")
     print("checks:", report["summary"]["checks"])
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

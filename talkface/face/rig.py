@@ -16,6 +16,8 @@ from talkface.analysis import landmarks as lm
 from talkface.analysis.landmarks import N_MESH
 from talkface.analysis.portrait import Portrait
 from talkface.face.expressions import Face, LipLimits, closing_field, expression_basis, smoothstep
+from talkface.face.outline import Outline
+from talkface.face.shell import HeadShell
 from talkface.motion.generator import Expression, MotionFrame
 
 EXPRESSION_NAMES = tuple(f.name for f in fields(Expression))
@@ -93,6 +95,8 @@ class FaceRig:
     """Built once per portrait; `targets(motion)` is called once per frame."""
 
     DEPTH_GAIN = 1.4
+    DEPTH_SMOOTH_PASSES = 2
+    PIVOT_BEHIND = 0.35   # the pivot this far behind the face oval (face widths)
     # Ring points (hair, ears, neck) sit at this share of the way from the face outline's depth
     # back to the pivot's: the head's silhouette is its widest part, about at the pivot, so a
     # turn slides the face inside a nearly still outline. At the outline's own depth the hair
@@ -120,7 +124,7 @@ class FaceRig:
 
     def __init__(self, portrait: Portrait) -> None:
         size = portrait.size
-        pts = _smooth_depth(portrait.points.astype(np.float64), passes=2)
+        pts = _smooth_depth(portrait.points.astype(np.float64), passes=self.DEPTH_SMOOTH_PASSES)
         # MediaPipe's depth is flatter than a real head: with its raw relief a commanded 20 degree
         # turn reads as ~13 on the rendered face (measured with the same face mesh)
         z_mid = np.median(pts[:, 2])
@@ -138,8 +142,9 @@ class FaceRig:
         oval = pts[list(lm.FACE_OVAL)]
         face_w = np.ptp(oval[:, 0])
         # Pivot: about the middle of the skull, behind the face, at ear height.
-        self.pivot = np.array([oval[:, 0].mean(), pts[list(lm.EYE_OUTER) + [lm.NOSE_TIP], 1].mean(), oval[:, 2].mean() + 0.35 * face_w])
+        self.pivot = np.array([oval[:, 0].mean(), pts[list(lm.EYE_OUTER) + [lm.NOSE_TIP], 1].mean(), oval[:, 2].mean() + self.PIVOT_BEHIND * face_w])
         self.canonical = (pts - self.pivot) @ self.rest_rotation  # head frame: R^T (p - pivot)
+        self.shell = HeadShell.fit(self.pivot, 0.5 * face_w, oval[:, 2].mean(), portrait.person_mask)
 
         ring_xy, ring_z, ring_follow, ring_weights, ring_inner = self._build_ring(portrait, pts, oval)
         border = self._border_points(size)
@@ -159,6 +164,7 @@ class FaceRig:
         # and of the closing of the portrait's mouth: without it, mouth_rest = 1 (undoing the
         # closing) moved the neck where the photographed face has none
         self.ring_closing = ring_weights @ self.closing
+        self.outline = Outline.build(pts[:, :2], lm.FACE_OVAL)
         self.rest_depth = np.concatenate([pts[:, 2], ring_z, np.full(len(border), pts[:, 2].max() + 100)])
 
     # ---------------------------------------------------------------- control points
@@ -192,7 +198,7 @@ class FaceRig:
                 inner.append(last_level.get(i, lm.FACE_OVAL[i]) if factor != self.RING_FACTORS[0] else lm.FACE_OVAL[i])
                 level[i] = N_MESH + len(xy)
                 xy.append(q)
-                z.append(p[2] + self.RING_DEPTH * (self.pivot[2] - p[2]))
+                z.append(float(self.shell.front_depth(q[None])[0]))
                 follow.append(w)
                 row = np.zeros(N_MESH)
                 row[lm.FACE_OVAL[i]] = 0.6 * (factor == self.RING_FACTORS[0]) * w
@@ -269,8 +275,9 @@ class FaceRig:
 
     def targets(self, motion: MotionFrame) -> Targets:
         weights = self.expression_vector(motion.expression)
-        face = self.canonical + self.closing + np.tensordot(weights, self.basis, axes=1)
-        ring = self.ring_canonical + self.ring_closing + np.tensordot(weights, self.ring_basis, axes=1)
+        # einsum, not tensordot: a BLAS call here costs 50x more, and its threads spin against the renderers'
+        face = self.canonical + self.closing + np.einsum("k,kij->ij", weights, self.basis)
+        ring = self.ring_canonical + self.ring_closing + np.einsum("k,kij->ij", weights, self.ring_basis)
         # (yaw only: the mesh's pitch has no reliable zero, a frontal face reads about -13)
         yaw = self._limited(motion.yaw * self.turn_share, self.rest_yaw, 18.0, 34.0)
         delta = lm.rotation_matrix(yaw, motion.pitch * self.turn_share, motion.roll)
@@ -281,6 +288,7 @@ class FaceRig:
         ring_rest = self.ring_canonical @ self.rest_rotation.T + self.pivot
         f = self.ring_follow[:, None]
         ring_w = f * ring_moved + (1 - f) * ring_rest
+        face_w[:, :2] = self.outline.visible(face_w[:, :2])
         ring_w[:, :2] = self._keep_inside(self.ring_gaps.keep(face_w[:, :2], ring_w[:, :2]))
         face_w[:, :2] = self._keep_inside(face_w[:, :2])
         border = self.source_xy[N_MESH + self.n_ring:]
@@ -289,7 +297,7 @@ class FaceRig:
         lid_w = weights[self._lid_k]
         lids_open = None
         if np.any(lid_w != 0):
-            rest = face - np.tensordot(lid_w, self.basis[self._lid_k], axes=1)
+            rest = face - np.einsum("k,kij->ij", lid_w, self.basis[self._lid_k])
             lids_open = (rest[:, :2] @ rot[:2, :2].T + rest[:, 2:3] * rot[:2, 2]) * motion.scale + self.pivot[:2] + shift[:2]
             lids_open = lids_open.astype(np.float32)
         return Targets(xy=xy, depth=depth, lids_open=lids_open)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from talkface.errors import InputError
 
 MB = 1024 * 1024
-# CPU time one live session costs per frame at 512x512 (render + watermark + JPEG + timeline),
-# measured with `talkface bench --stream --sessions 1 --fps 25` (cpu_ms_per_frame) on the
-# project's 2-core machine; see /docs/streaming.md. Admission divides the cores by this cost.
+# CPU time one live frame costs at 512x512 (render + watermark + JPEG + timeline + recording).
+# `talkface serve` measures it on its own machine at start (live/capacity.py) unless --max-live is
+# given; this figure is only the default of ServerConfig (tests, embedding the app) and the value
+# measured on the project's 2-core machine (see /docs/streaming.md). Admission divides the cores by it.
 LIVE_CPU_MS_PER_FRAME = 17.0
 # share of the cores live sessions may take, leaving room for the event loop, JPEG sending and
 # the file-job worker (which runs at a lower priority)
@@ -47,6 +48,7 @@ class ServerConfig:
     max_upload_bytes: int = 20 * MB
     max_seconds: float = 120.0              # longest audio of a file job, longest queued live speech
     max_live: int | None = None             # live sessions at once; None: measured capacity
+    live_frame_cpu_ms: float = LIVE_CPU_MS_PER_FRAME   # measured cost of one live frame (see above)
     max_live_per_client: int | None = None  # None: half of max_live (at least 1)
     fps: float = 25.0                       # live frame rate
     max_text_chars: int = 2000
@@ -63,6 +65,7 @@ class ServerConfig:
             (1.0 <= self.max_seconds <= 900.0, f"--max-seconds must be between 1 and 900, got {self.max_seconds:g}"),
             (5.0 <= self.fps <= 60.0, f"--fps must be between 5 and 60, got {self.fps:g}"),
             (self.max_live is None or self.max_live >= 1, "--max-live must be 1 or more"),
+            (self.live_frame_cpu_ms > 0, "the live frame cost must be positive"),
             (self.max_live_per_client is None or self.max_live_per_client >= 1, "--max-live-per-client must be 1 or more"),
             (self.max_upload_bytes >= 1024, "--max-upload-mb is too small"),
             (1 <= self.file_workers <= 16, "--file-workers must be between 1 and 16"),
@@ -76,7 +79,9 @@ class ServerConfig:
 
     @property
     def live_capacity(self) -> int:
-        return self.max_live if self.max_live is not None else measured_live_capacity(self.fps)
+        if self.max_live is not None:
+            return self.max_live
+        return measured_live_capacity(self.fps, cpu_ms_per_frame=self.live_frame_cpu_ms)
 
     @property
     def live_per_client(self) -> int:

@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 
-from talkface.live.config import MB, ConfigError, ServerConfig, is_loopback
+from talkface.live.config import LIVE_CPU_SHARE, MB, ConfigError, ServerConfig, is_loopback
 
 EXIT_USAGE = 2
 WS_MAX_MESSAGE_BYTES = 1 << 20
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="longest audio for /v1/generate and longest queued live speech; default 120")
     p.add_argument("--max-live", "--max-sessions", dest="max_live", type=int, default=None,
                    help="live sessions at once; default: what this machine's cores sustain at --fps "
-                        "(measured per-session cost)")
+                        "(the CPU cost of a live frame, measured at start)")
     p.add_argument("--max-live-per-client", type=int, default=None,
                    help="live sessions one client address may hold; default half of --max-live")
     p.add_argument("--max-waiting-jobs", type=int, default=4,
@@ -54,6 +54,27 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
                         max_live=args.max_live, max_live_per_client=args.max_live_per_client,
                         max_waiting_jobs=args.max_waiting_jobs, fps=args.fps,
                         loopback=is_loopback(args.host), allowed_hosts=tuple(args.allowed_host))
+
+
+def with_measured_capacity(config: ServerConfig, face=None) -> ServerConfig:
+    """Without --max-live: the live capacity from what one live frame costs on this machine,
+    measured now on `face` (default: the built-in portrait; about two seconds)."""
+    if config.max_live is not None:
+        return config
+    from dataclasses import replace
+
+    from talkface.live.capacity import frame_cpu_ms
+
+    if face is None:
+        from talkface.analysis.portrait import Portrait
+        from talkface.engine import FaceModel
+
+        face = FaceModel(Portrait.builtin())
+    cost = frame_cpu_ms(face, config.fps)
+    config = replace(config, live_frame_cpu_ms=cost)
+    print(f"talkface: one live frame costs {cost:.1f} ms of CPU here: {config.live_capacity} live sessions "
+          f"at {config.fps:g} fps fit in {LIVE_CPU_SHARE:.0%} of {os.cpu_count()} cores", file=sys.stderr)
+    return config
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -92,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if not config.loopback and not config.token:
         print(f"talkface: warning: serving on {shown} without --token: anyone who can reach this address "
               "can use the API and the live app", file=sys.stderr)
+    config = with_measured_capacity(config)
     from talkface.live.app import create_app
 
     server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", ws_max_size=WS_MAX_MESSAGE_BYTES))

@@ -15,6 +15,7 @@ import numpy as np
 
 from talkface.analysis import landmarks as lm
 from talkface.analysis.portrait import Portrait
+from talkface.render.completion import textured_fill
 from talkface.render.inpaint import dilated, fill_from
 from talkface.render.warp import INNER_MOUTH, Warp
 
@@ -85,7 +86,9 @@ class PlateLayer:
         # The fringe itself is filled too; the premultiplied person carries it exactly.
         fringe = max(2, int(round(BACKGROUND_FRINGE * size)))
         near = cv2.dilate(person, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * fringe + 1, 2 * fringe + 1))) > 0
-        plate = np.clip(np.round(fill_from(~near, source, band | (near & (person == 0)))), 0, 255).astype(np.uint8)
+        fill = band | (near & (person == 0))
+        smooth = fill_from(~near, source, fill)
+        plate = np.clip(np.round(textured_fill(~near, source, fill, smooth)), 0, 255).astype(np.uint8)
         # alpha in 1/255 steps; the fringe the plate replaced gets the smallest step, so the
         # matte's edge zone (0 < alpha < 255) is exactly where the person and plate mix
         alpha = np.round(a * 255).astype(np.uint8)

@@ -4,6 +4,8 @@ portrait into its own frozen object; `Renderer.render` runs them in order:
 
 - warp (talkface.render.warp): triangle ids in target space and the backward map;
 - plate (talkface.render.plate): the person, warped, over a still background plate;
+- silhouette (talkface.render.silhouette): the edges where a turning head folds over what
+  is behind it, softened;
 - eyes (talkface.render.eyes): eyeballs, irises moved for gaze, lids and lashes on a blink;
 - mouth (talkface.render.mouth): the interior where the lips part, the lip seam.
 """
@@ -11,13 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkface.analysis import landmarks as lm
+from talkface.analysis.landmarks import N_MESH
 from talkface.analysis.portrait import Portrait
 from talkface.face.rig import FaceRig, Targets
 from talkface.motion.generator import MotionFrame
 from talkface.render.eyes import EyeLayer
 from talkface.render.mouth import MouthLayer
 from talkface.render.plate import PlateLayer
+from talkface.render.silhouette import HEAD_MARGIN, grown_box, soften_folds
 from talkface.render.warp import WarpMesh
+
+LIPS_OUTER = list(lm.LIPS_UPPER_OUTER + lm.LIPS_LOWER_OUTER)
 
 
 class Renderer:
@@ -35,6 +42,8 @@ class Renderer:
     def render(self, targets: Targets) -> np.ndarray:
         warp = self.mesh.warp(targets)
         frame = self.plate.draw(warp)
+        soften_folds(frame, warp, grown_box(targets.xy[:N_MESH], HEAD_MARGIN, self.size),
+                     grown_box(targets.xy[LIPS_OUTER], 0.0, self.size))
         self.eyes.draw(frame, self.mesh, warp.ids, targets)
         self.mouth.draw(frame, self.mesh, warp.ids, targets)
         return frame

@@ -1,0 +1,215 @@
+"""Voice-agent benchmark: the Pipecat example end to end in headless Chromium over WebRTC.
+
+    python -m talkface.evaluation.agents_bench --minutes 5 --json agents.json
+
+A scripted conversation (sentences typed to the bot, pauses, every fourth answer interrupted)
+against `talkface serve` + examples/pipecat_bot (needs .venv-pipecat: `make pipecat-env`).
+Prints and writes:
+
+- `g2g_first_ms_p50/p95`: glass to glass, from the first TTS chunk of an answer entering
+  TalkfaceVideoService to the browser showing the frame that plays it (requestVideoFrameCallback's
+  expected display time; one clock, this machine's). `g2g_chunk_ms_*`: the same for every chunk
+  (a TTS faster than real time queues its later chunks behind the earlier ones).
+- `fps` (distinct frames shown per second), `dropped_frames` / `dropped_share` (frames the bot
+  emitted that the browser never showed), `frame_interval_ms_p95`.
+- `av_offset_ms_*`: audio onset minus picture onset at the start of each answer (positive: the
+  sound comes later), from the page's audio level every 5 ms.
+- `interrupt_video_ms_*` / `interrupt_audio_ms_*`: from the barge-in reaching the bot to the first
+  shown idle frame / to the sound going silent.
+- `mouth_*`: the spread of the mouth box's luminance spread over speech frames and over idle frames.
+- `cpu_share_server` / `cpu_share_bot`: CPU seconds per second of one avatar's session
+  (1.0 = one core), server (renderer) and bot (Pipecat, WebRTC encoding) separately.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SILENT_RMS = 0.01          # the page's audio level below which the voice counts as silent
+SILENCE_HOLD_S = 0.1       # the voice is silent once it stays silent this long
+ONSET_QUIET_S = 0.3        # an answer's audio onset is only measured after this much silence
+SENTENCES = (
+    "Hello there, how are you today?",
+    "What is your name?",
+    "Tell me about the weather in the mountains, please.",
+    "I would like to hear a longer answer from you, so please keep talking for a while.",
+    "What time is it?",
+)
+
+
+def conversation(browser, seconds: float, pause_s: float = 1.5) -> None:
+    """Type sentences for `seconds`: wait for each answer to play (about 70 ms per character of
+    reply), pause, and interrupt every fourth answer one second in."""
+    end, turn = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        text = SENTENCES[turn % len(SENTENCES)]
+        browser.say(text)
+        if turn % 4 == 3:
+            time.sleep(1.8)
+            browser.interrupt()
+        else:
+            time.sleep(1.0 + 0.07 * (len(text) + 12))
+        time.sleep(pause_s)
+        turn += 1
+
+
+def _pct(values, name: str) -> dict:
+    if len(values) == 0:
+        return {f"{name}_p50": None, f"{name}_p95": None, f"{name}_n": 0}
+    v = np.asarray(values, float) * 1000.0
+    return {f"{name}_p50": round(float(np.percentile(v, 50)), 1), f"{name}_p95": round(float(np.percentile(v, 95)), 1),
+            f"{name}_n": int(len(v))}
+
+
+def shown_frames(trace: dict, browser: dict) -> dict[int, dict]:
+    """Frame index -> {shown (Unix s), mouth, speech, ...}: the first display of each bot frame."""
+    by_index = {f["index"]: f for f in trace["frames"]}
+    shown: dict[int, dict] = {}
+    for f in browser["frames"]:
+        if f["index"] in by_index and f["index"] not in shown:
+            shown[f["index"]] = {**by_index[f["index"]], "shown": f["shown"] / 1000.0, "mouth": f["mouth"]}
+    return shown
+
+
+def _utterance_starts(shown: dict[int, dict]) -> list[dict]:
+    """The first shown frame of each answer that enters speech from idle."""
+    starts, previous = [], None
+    for i in sorted(shown):
+        f = shown[i]
+        if f["speech"] and f["tts_entered"] and (previous is None or not previous["speech"]):
+            starts.append(f)
+        previous = f
+    return starts
+
+
+def latency_figures(shown: dict[int, dict]) -> dict:
+    starts = _utterance_starts(shown)
+    first = [f["shown"] - min(f["tts_entered"]) for f in starts]
+    chunks = [f["shown"] - t for f in shown.values() if f["speech"] for t in f["tts_entered"]]
+    return {**_pct(first, "g2g_first_ms"), **_pct(chunks, "g2g_chunk_ms")}
+
+
+def rate_figures(trace: dict, shown: dict[int, dict]) -> dict:
+    times = np.sort([f["shown"] for f in shown.values()])
+    indices = sorted(shown)
+    emitted = [f["index"] for f in trace["frames"] if indices[0] <= f["index"] <= indices[-1]]
+    dropped = len(set(emitted) - set(indices))
+    span = times[-1] - times[0]
+    return {"fps": round((len(times) - 1) / span, 2) if span > 0 else None, "frames_shown": len(times),
+            "dropped_frames": dropped, "dropped_share": round(dropped / max(1, len(emitted)), 4),
+            **_pct(np.diff(times), "frame_interval_ms")}
+
+
+def stage_figures(shown: dict[int, dict]) -> dict:
+    """Where the time goes: server -> bot (WebSocket and the bot's loop), inside the bot, bot -> screen."""
+    f = list(shown.values())
+    return {**_pct([x["received"] - x["sent"] for x in f], "stage_server_to_bot_ms"),
+            **_pct([x["emitted"] - x["received"] for x in f], "stage_in_bot_ms"),
+            **_pct([x["shown"] - x["emitted"] for x in f], "stage_bot_to_screen_ms")}
+
+
+def _levels(browser: dict) -> tuple[np.ndarray, np.ndarray]:
+    levels = np.asarray(browser["levels"], float).reshape(-1, 2)
+    return levels[:, 0] / 1000.0, levels[:, 1]
+
+
+def av_offsets(shown: dict[int, dict], browser: dict) -> list[float]:
+    """Audio onset minus picture onset for each answer that starts after silence."""
+    t, rms = _levels(browser)
+    offsets = []
+    for f in _utterance_starts(shown):
+        quiet = (t > f["shown"] - ONSET_QUIET_S - 0.2) & (t < f["shown"] - 0.2)
+        loud = np.flatnonzero((t > f["shown"] - 0.2) & (rms > SILENT_RMS))
+        if quiet.any() and (rms[quiet] <= SILENT_RMS).all() and len(loud):
+            offsets.append(t[loud[0]] - f["shown"])
+    return offsets
+
+
+def interrupt_latencies(trace: dict, shown: dict[int, dict], browser: dict) -> tuple[list[float], list[float]]:
+    """For each barge-in while the face spoke: time to the first shown idle frame, and to silence."""
+    t, rms = _levels(browser)
+    order = sorted(shown.values(), key=lambda f: f["shown"])
+    video, audio = [], []
+    for at in trace["interrupts"]:
+        before = [f for f in order if f["shown"] <= at]
+        after = [f for f in order if f["shown"] > at and not f["speech"]]
+        if not before or not before[-1]["speech"] or not after:
+            continue
+        video.append(after[0]["shown"] - at)
+        quiet = np.flatnonzero((t > at) & (rms <= SILENT_RMS))
+        for k in quiet:
+            hold = (t >= t[k]) & (t <= t[k] + SILENCE_HOLD_S)
+            if (rms[hold] <= SILENT_RMS).all():
+                audio.append(t[k] - at)
+                break
+    return video, audio
+
+
+def mouth_figures(shown: dict[int, dict]) -> dict:
+    """How much the mouth box changes over speech frames and over idle frames (luminance spread)."""
+    spread = {True: [], False: []}
+    for f in shown.values():
+        if f["mouth"] is not None:
+            spread[f["speech"]].append(f["mouth"][1])
+
+    def variation(values):
+        return round(float(np.percentile(values, 90) - np.percentile(values, 10)), 2) if len(values) > 5 else None
+
+    return {"mouth_speech_variation": variation(spread[True]), "mouth_idle_variation": variation(spread[False]),
+            "mouth_speech_frames": len(spread[True]), "mouth_idle_frames": len(spread[False])}
+
+
+def analyse(trace: dict, browser: dict) -> dict:
+    shown = shown_frames(trace, browser)
+    if len(shown) < 2:
+        return {"frames_shown": len(shown)}
+    video, audio = interrupt_latencies(trace, shown, browser)
+    return {**latency_figures(shown), **rate_figures(trace, shown), **_pct(av_offsets(shown, browser), "av_offset_ms"),
+            **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **mouth_figures(shown),
+            **stage_figures(shown),
+            "nominal_fps": trace["fps"]}
+
+
+def run(seconds: float, live_images: bool = False) -> dict:
+    from talkface.evaluation.agents_stack import bot_trace, browser_on, cpu_seconds, pipecat_stack
+
+    with pipecat_stack(live_images=live_images) as stack, tempfile.TemporaryDirectory(prefix="talkface-agents-") as tmp:
+        with browser_on(stack, Path(tmp)) as browser:
+            cpu0 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            conversation(browser, seconds)
+            cpu1 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            collected = browser.collected()
+        result = analyse(bot_trace(stack), collected)
+    wall = cpu1[2] - cpu0[2]
+    return {**result, "seconds": round(wall, 1), "cpu_share_server": round((cpu1[0] - cpu0[0]) / wall, 3),
+            "cpu_share_bot": round((cpu1[1] - cpu0[1]) / wall, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from talkface.evaluation.agents_stack import missing_requirements
+
+    p = argparse.ArgumentParser(prog="python -m talkface.evaluation.agents_bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=5.0, help="length of the scripted conversation; default 5")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--live-images", action="store_true", help="run the bot with --live-images")
+    args = p.parse_args(argv)
+    reason = missing_requirements()
+    if reason:
+        print(f"agents_bench: error: {reason}", file=sys.stderr)
+        return 2
+    result = run(args.minutes * 60.0, args.live_images)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
