@@ -171,7 +171,8 @@ def test_bilabials_close_the_lips(model, voice, text):
     assert np.mean(closed) < 0.5 * np.mean(opened)
 
 
-@pytest.mark.xfail(strict=False, reason="regression of the TCN retrained at 600 steps (round 0.148 vs spread 0.150): "
+@pytest.mark.xfail(strict=False, reason="regression of the TCN retrained at 600 steps (round 0.148 vs spread 0.150; a rounding head refitted on "
+                   "the frozen network gives 0.146 vs 0.120 at best: its features hardly carry rounding): "
                    "rounding is learned from the synthetic clips only and needs a longer run; see notes/data.md")
 def test_rounded_vowels_round_and_spread_vowels_spread(model):
     out = {}
@@ -230,3 +231,75 @@ def test_quiet_closed_measures_how_far_silence_means_a_shut_mouth():
     assert quiet_closed(energy + 0.01 * rng.normal(size=400), energy) > 0.9   # shut exactly when quiet
     assert 0.1 < quiet_closed(rng.normal(size=400), energy) < 0.4             # unrelated: chance, 0.25
     assert quiet_closed(-energy, energy) == 0.0                               # open when quiet
+
+
+def test_bilabial_eval_sentences_are_held_out_from_the_training_corpus():
+    import re
+
+    from talkface.evaluation.bilabial import SENTENCES
+    from talkface.training.lipsync import CORPUS
+
+    def sentences(text):
+        return {s.strip().lower() for s in re.split(r"[.!?。]", text) if len(s.strip()) > 8}
+
+    trained = set().union(*(sentences(t) for texts in CORPUS.values() for t in texts))
+    for lang, text in SENTENCES.items():
+        assert not sentences(text) & trained, lang
+        assert sum(text.lower().count(c) for c in "pbmпбм") >= 6, lang   # enough bilabials to count
+
+
+def test_grid_names_give_their_sentence_and_forced_alignment_times_its_bilabials():
+    from talkface.evaluation.bilabial import aligned_bilabials, grid_sentence
+
+    assert grid_sentence("video_m_grid-sbwe5n_20") == "set blue with e five now"
+    assert grid_sentence("video_f_grid-lwbsza_23") == "lay white by s zero again"
+    assert grid_sentence("vrt_2") is None
+    pytest.importorskip("pocketsphinx")
+    from talkface.analysis.audio import resample
+    from talkface.analysis.speech import speak
+
+    spoken = speak("bob bought a big map", voice="en-us+f2", rate_wpm=140)   # a voice the recogniser follows
+    pad = np.zeros(SAMPLE_RATE // 4, np.float32)
+    x = np.concatenate([pad, resample(spoken.samples, spoken.sample_rate, SAMPLE_RATE), pad]) * 0.5
+    assert aligned_bilabials(x, "bob bought a big map a big map") is None   # more words than said: no alignment
+    found = [(a - 0.25, b - 0.25, ph) for a, b, ph in aligned_bilabials(x, "bob bought a big map")]
+    said = [(p.start, p.end) for p in spoken.phonemes if p.phoneme[:1] in "pbm"]
+    assert len(found) == len(said) == 6
+    assert all(a < s_end + 0.02 and b > s_start - 0.02 for (a, b, _), (s_start, s_end) in zip(found, said))
+
+
+def test_closure_gate_shuts_the_opening_and_presses_the_lips():
+    from talkface.lipsync.tcn import mouth_rows
+
+    raw = np.array([[0.2, 0.0, 0.1, 0.0, -6.0], [0.2, 0.0, 0.1, 0.0, 6.0]], np.float32)
+    rows = mouth_rows(raw)
+    assert rows.shape == (2, 4)
+    assert rows[0, 0] == pytest.approx(0.2) and rows[0, 3] == pytest.approx(0.0)   # unlikely closure: untouched
+    assert rows[1, 0] == 0.0 and rows[1, 3] == 1.0                                # likely closure: shut, pressed
+    np.testing.assert_array_equal(mouth_rows(raw[:, :4]), raw[:, :4])            # no closure head: as is
+
+
+def test_closure_head_fitted_on_frozen_features_finds_the_closures():
+    pytest.importorskip("torch")
+    from talkface.lipsync.tcn import TemporalConvMouth
+    from talkface.training.lipsync_heads import fit_heads
+    from talkface.training.lipsync_tcn import Sequence, TcnSetup, _network, export
+
+    rng = np.random.default_rng(0)
+    setup = TcnSetup(channels=16, dilations=(1, 2, 4))   # reaches back past the 8-frame look-ahead
+    params = export(_network(64, setup), np.zeros(64, np.float32), np.ones(64, np.float32), setup)
+
+    def seq(n):
+        closed = (rng.random(n) < 0.2).astype(np.float32)
+        x = (rng.standard_normal((n, 64)) + 1.5 * closed[:, None]).astype(np.float32)   # a closure is heard
+        y = np.full((n, 5), np.nan, np.float32)
+        y[:, 2], y[:, 4] = 0.5 * (x[:, 1] > 0), closed
+        return Sequence(x, y, np.ones(n, np.float32))
+
+    fitted = fit_heads(params, [seq(3000)], [seq(3000)])
+    model = TemporalConvMouth(fitted)
+    test = seq(2000)
+    padded = np.concatenate([test.x, np.zeros((model.lookahead_frames, 64), np.float32)])
+    logit = model.layers(padded, model.initial_state())[0][model.lookahead_frames:, 4]
+    closed = test.y[:, 4] == 1
+    assert np.mean(logit[closed] > np.median(logit[~closed])) > 0.75   # chance: 0.5

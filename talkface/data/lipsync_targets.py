@@ -16,6 +16,8 @@ from talkface.analysis.audio import AudioFeatures, frame_time
 from talkface.data.cache import PreparedCache
 
 REAL_OPEN_MEDIAN, REAL_OPEN_STD, REAL_WIDTH_STD = 0.11, 0.06, 0.03  # IOD: typical of the real videos
+CLOSED_IOD = 0.015   # a real inner-lip opening under this (IOD) is a shut mouth: the mesh's openings are
+                     # bimodal, with shut lips at 0.001-0.01 and open ones from about 0.03
 MAX_GAP_S = 0.1   # targets are interpolated only between usable frames this close
 
 
@@ -24,7 +26,7 @@ class RealClip:
     name: str
     speaker: str
     features: AudioFeatures
-    targets: np.ndarray   # (A, 4) opening, width change (common scale), NaN, NaN; NaN where unknown
+    targets: np.ndarray   # (A, 5) opening, width change (common scale), NaN, NaN, lips closed (0/1); NaN where unknown
     times: np.ndarray     # usable video frames: the audio time of each (aligned)
     opening: np.ndarray   # their raw opening (IOD)
     width: np.ndarray     # their raw width (IOD)
@@ -47,9 +49,11 @@ def real_clip(clip) -> RealClip | None:
     t = clip.aligned_times[ok]
     op, wd = clip.mouth[ok, 0].astype(np.float64), clip.mouth[ok, 1].astype(np.float64)
     n = len(clip.features)
-    y = np.full((n, 4), np.nan, np.float32)
+    y = np.full((n, 5), np.nan, np.float32)
     y[:, 0] = _to_frames(t, REAL_OPEN_MEDIAN + (op - np.median(op)) / (np.std(op) + 1e-6) * REAL_OPEN_STD, n)
     y[:, 1] = _to_frames(t, (wd - np.median(wd)) / (np.std(wd) + 1e-6) * REAL_WIDTH_STD, n)
+    shut = _to_frames(t, (op < CLOSED_IOD).astype(np.float64), n)
+    y[:, 4] = np.where(np.isfinite(shut), (shut > 0.5).astype(np.float64), np.nan)
     return RealClip(clip.name, clip.speaker, clip.features, y, t, op, wd)
 
 

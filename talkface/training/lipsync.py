@@ -119,9 +119,11 @@ def viseme(ph: str) -> tuple[float, float, float, float, float]:
 
 
 def phoneme_targets(phonemes, n_frames: int, time_scale: float = 1.0, lead_s: float = 0.02) -> np.ndarray:
-    """(n_frames, 4) opening / width change / round / press at the 100 Hz feature frames.
-    Coarticulation: weakly specified consonants take the mouth of the surrounding vowels; a
-    Gaussian blur (30 ms) smooths transitions; the mouth leads the sound by `lead_s`."""
+    """(n_frames, 5) opening / width change / round / press / lips closed at the 100 Hz feature
+    frames. Coarticulation: weakly specified consonants take the mouth of the surrounding
+    vowels; a Gaussian blur (30 ms) smooths transitions; the mouth leads the sound by `lead_s`.
+    Lips closed is 1 in the core of a bilabial, 0 in other speech, unknown (NaN) in pauses
+    (real people often keep their lips apart there)."""
     from scipy.ndimage import gaussian_filter1d
 
     from talkface.analysis.audio import frame_time
@@ -130,11 +132,13 @@ def phoneme_targets(phonemes, n_frames: int, time_scale: float = 1.0, lead_s: fl
     raw = np.zeros((n_frames, 4))
     strength = np.ones(n_frames)
     bilabial = np.zeros(n_frames, bool)
+    speech = np.zeros(n_frames, bool)
     for p in phonemes:
         lo, hi = np.searchsorted(t, [p.start * time_scale, p.end * time_scale])
         o, w, r, pr, s = viseme(p.phoneme)
         raw[lo:hi] = (o, w, r, pr)
         strength[lo:hi] = s
+        speech[lo:hi] = not p.phoneme.startswith("_")
         if p.phoneme[:1] in _BILABIAL:
             core = max(1, (hi - lo) // 4)
             bilabial[lo + core:hi - core] = True
@@ -145,7 +149,8 @@ def phoneme_targets(phonemes, n_frames: int, time_scale: float = 1.0, lead_s: fl
     out = gaussian_filter1d(mixed, 3.0, axis=0)
     out[bilabial, 0] = np.minimum(out[bilabial, 0], 0.005)
     out[bilabial, 3] = np.maximum(out[bilabial, 3], 0.8)
-    return out.astype(np.float32)
+    closed = np.where(speech, bilabial.astype(np.float64), np.nan)
+    return np.concatenate([out, closed[:, None]], axis=1).astype(np.float32)
 
 
 # ------------------------------------------------------------------ augmentation
@@ -259,8 +264,9 @@ def noise_clip(rng: np.random.Generator):
         x = _band(x, rng, SAMPLE_RATE)
     x = x / (np.max(np.abs(x)) + 1e-9) * 10 ** (rng.uniform(-45, -10) / 20)
     feats = extract_features(checked_audio(x.astype(np.float32), SAMPLE_RATE))
-    y = np.zeros((len(feats), 4), np.float32)
+    y = np.zeros((len(feats), 5), np.float32)
     y[:, 3] = 0.15
+    y[:, 4] = np.nan   # lips closed: unknown without speech (see phoneme_targets)
     return feats, y
 
 
@@ -306,7 +312,6 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
     held-out scores, the quantile map from those held-out predictions, and the final model."""
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clips, speaker_folds
-    from talkface.lipsync.metrics import score_clip
     from talkface.lipsync.tcn import TemporalConvMouth
     from talkface.training.lipsync_tcn import fit_tcn, sequence
 
@@ -325,14 +330,7 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
     for i, held in enumerate(speaker_folds(real, setup.folds) if folds and real else []):
         log(f"fold {i + 1}: holding out {len(held)} speakers ({time.time() - t0:.0f} s)")
         params = fit(held, i + 1)
-        model = TemporalConvMouth(params)
-        names = []
-        for c in (c for c in real if c.speaker in held):
-            y = model.measured_track(c.features)
-            rows.append({"name": c.name, "speaker": c.speaker, **score_clip(c.times, c.opening, c.width, y[:, 0], y[:, 1])})
-            held_preds.append((c, y[:, 0]))
-            names.append(c.name)
-            log(f"  {c.name:40s} r_open {rows[-1]['r_open']:5.2f}  closed {rows[-1]['closed_agreement']:.2f}")
+        names = score_held_out(TemporalConvMouth(params), [c for c in real if c.speaker in held], rows, held_preds, log)
         fold_models["|".join(names)] = params
     qmap = quantile_map(held_preds, log) if held_preds else {}
     log(f"final model: all data ({time.time() - t0:.0f} s)")
@@ -344,6 +342,25 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
             "real_seconds": round(sum(float(np.isfinite(c.targets[:, 0]).sum()) for c in real) / 100, 1),
             "train_seconds": round(time.time() - t0, 1)}
     return final, fold_models, rows, info
+
+
+def score_held_out(model, clips: list, rows: list[dict], held_preds: list, log=print) -> list[str]:
+    """Score `clips` (none of whose speakers `model` saw): appends to `rows` and `held_preds`;
+    returns their names. The opening scored is the one the rig gets (closure gate applied);
+    `held_preds` gets the network's opening before the gate, which the quantile map is fitted
+    to (a gated zero maps to zero anyway, and the gate shuts the jaw through the press column)."""
+    from talkface.lipsync.metrics import at_frames, best_lag_r, score_clip
+    from talkface.lipsync.tcn import mouth_rows
+
+    for c in clips:
+        raw = model.raw_track(c.features)
+        y = mouth_rows(raw)
+        rows.append({"name": c.name, "speaker": c.speaker, **score_clip(c.times, c.opening, c.width, y[:, 0], y[:, 1]),
+                     "r_open_ungated": best_lag_r(c.opening, at_frames(raw[:, 0], c.times))[0]})
+        held_preds.append((c, raw[:, 0]))
+        log(f"  {c.name:40s} r_open {rows[-1]['r_open']:5.2f}  closed {rows[-1]['closed_agreement']:.2f}"
+            f"  (ungated r_open {rows[-1]['r_open_ungated']:5.2f})")
+    return [c.name for c in clips]
 
 
 def quantile_map(held_preds: list, log=print) -> dict:
@@ -422,6 +439,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-folds", action="store_true", help="skip the cross-validation fold models")
     p.add_argument("--calibrate-only", action="store_true",
                    help="keep the trained weights, only re-measure the rig calibration (after rig/render changes)")
+    p.add_argument("--heads-only", action="store_true",
+                   help="keep the trained network (and its folds), refit only its linear closure and rounding heads "
+                        "on its frozen features, and re-score the cross-validation")
     p.add_argument("-o", "--output", default=None, help="weights file (default: talkface/weights/lipsync.npz)")
 
 
@@ -442,6 +462,38 @@ def _recalibrate(out: Path) -> int:
                               "width_per_lip_spread": round(float(cal["cal_spread_width"][-1]), 4),
                               "width_per_lip_round": round(float(cal["cal_round_width"][-1]), 4)}
         record.write_text(json.dumps(rec, indent=1) + "\n")
+    print(str(out))
+    return 0
+
+
+def _refit_heads(out: Path, cache: str | None) -> int:
+    from talkface.lipsync.model import load_params
+    from talkface.training import lipsync_heads as heads
+    from talkface.training.lipsync_heads import load_folds, refit_all
+
+    params, folds_path, record_path = load_params(out), out.with_name(out.stem + "_folds.npz"), out.with_suffix(".json")
+    if params is None or not folds_path.is_file() or not record_path.is_file() or not cache:
+        raise InputError(f"--heads-only needs --cache and trained weights with their folds and record: {out}")
+    rec = json.loads(record_path.read_text())
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.time()
+    final, folds, rows = refit_all(cache, params, load_folds(folds_path), int(rec["setup"]["n_synth"]),
+                                   int(rec["setup"]["tcn"]["seed"]), log)
+    summary = cv_summary(rows)
+    log(f"cross-validation, disjoint by speaker: {summary}")
+    np.savez_compressed(out, **final)
+    _save_folds(folds_path, folds)
+    rec["cross_validation_before_heads"] = rec.get("cross_validation_before_heads", rec["cross_validation"])
+    rec["cross_validation"] = {**rec["cross_validation"], "mean": summary, "clips": rows}
+    rec["heads"] = {"command": "talkface train lipsync " + " ".join(sys.argv[3:]), "seconds": round(time.time() - t0, 1),
+                    "what": "closure head (a small MLP, 5th output) fitted and rounding head (ridge) refitted on the "
+                            "frozen network's last layer, per fold and final (talkface.training.lipsync_heads)",
+                    **{k.lower(): getattr(heads, k) for k in ("CLOSED_WEIGHT", "SYNTHETIC_WEIGHT", "CLOSURE_HIDDEN",
+                                                              "CLOSURE_EPOCHS", "ROUND_L2")}}
+    record_path.write_text(json.dumps(rec, indent=1, default=str) + "\n")
     print(str(out))
     return 0
 
@@ -470,6 +522,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else WEIGHTS
     if args.calibrate_only:
         return _recalibrate(out)
+    if args.heads_only:
+        return _refit_heads(out, args.cache)
     if not args.cache:
         raise InputError("--cache is required: the folder `talkface data prepare` wrote")
     if args.synthetic < 1 or args.steps < 1 or args.channels < 1 or args.folds < 2:

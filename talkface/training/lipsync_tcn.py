@@ -5,8 +5,11 @@ and exporting its weights to numpy: torch is needed here only, never at run time
 Batches are 4 s windows drawn from the real clips, or, with probability
 `TcnSetup.synthetic_share`, from the synthetic clips (espeak-ng with known phonemes: they
 alone teach rounding, pressing and the bilabials' full closure). The loss is the masked
-MSE of the four outputs, each in its typical unit; real frames in a clip's most-closed
-quarter weigh `closed_weight` times more (closures are what viewers read as sync).
+MSE of the four mouth outputs, each in its typical unit; real frames in a clip's most-closed
+quarter weigh `closed_weight` times more (closures are what viewers read as sync). A fifth
+output, the closure logit (talkface.lipsync.tcn), learns "the lips touch" with a binary
+cross-entropy: bilabial closures of the synthetic clips and the frames where a real mouth is
+shut; closed frames weigh `closure_weight` times more (they are short and rare).
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import numpy as np
 
 from talkface.lipsync.tcn import KIND
 
-Y_SCALE = (0.1, 0.05, 0.5, 0.5)   # opening, width change (IOD), round, press: count alike
+Y_SCALE = (0.1, 0.05, 0.25, 0.5)  # opening, width change (IOD), round, press: count alike (round
+                                  # doubled: it is learned from the synthetic clips only)
+N_OUT = 5                         # the four mouth values and the closure logit
 WINDOW = 400                      # frames per training window (4 s)
 BATCH = 16
 
@@ -31,13 +36,15 @@ class TcnSetup:
     synthetic_share: float = 0.3  # share of batches drawn from the synthetic clips
     closed_weight: float = 2.0
     input_noise: float = 0.1      # standard deviations, on the standardised inputs
+    closure_weight: float = 4.0   # weight of closed frames in the closure loss (1 for open ones)
+    closure_loss: float = 1.0     # the closure cross-entropy against the mouth MSE
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class Sequence:
     x: np.ndarray   # (T, D) buffer rows (talkface.lipsync.model.buffer_rows)
-    y: np.ndarray   # (T, 4) targets, NaN where unknown
+    y: np.ndarray   # (T, 5) targets: opening, width change, round, press, lips closed (0/1); NaN where unknown
     w: np.ndarray   # (T,) frame weights
 
 
@@ -57,9 +64,9 @@ def _network(d_in: int, setup: TcnSetup):
             super().__init__()
             self.inp = nn.Linear(d_in, setup.channels)
             self.convs = nn.ModuleList([nn.Conv1d(setup.channels, setup.channels, 3, dilation=d) for d in setup.dilations])
-            self.out = nn.Linear(setup.channels, 4)
+            self.out = nn.Linear(setup.channels, N_OUT)
 
-        def forward(self, x):   # (B, T, D) -> (B, T, 4), causal
+        def forward(self, x):   # (B, T, D) -> (B, T, N_OUT), causal
             h = torch.tanh(self.inp(x)).transpose(1, 2)
             for conv in self.convs:
                 h = h + torch.tanh(conv(nn.functional.pad(h, (2 * conv.dilation[0], 0))))
@@ -97,21 +104,32 @@ def fit_tcn(real: list[Sequence], synthetic: list[Sequence], setup: TcnSetup) ->
     net = _network(allx.shape[1], setup)
     opt = torch.optim.Adam(net.parameters(), setup.lr / 1.5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, setup.lr, total_steps=setup.steps)
-    scale = torch.tensor(Y_SCALE)
     la = setup.lookahead
     for _ in range(setup.steps):
         pool = synthetic if synthetic and (not real or rng.random() < setup.synthetic_share) else real
         x, y, w = (torch.from_numpy(a) for a in _batch(pool, mean, std, rng))
         pred = net(x + setup.input_noise * torch.randn_like(x))[:, la:]   # output t describes frame t - la
-        y, w = y[:, :y.shape[1] - la], w[:, :w.shape[1] - la]
-        known = torch.isfinite(y)
-        err = torch.where(known, (pred - torch.nan_to_num(y)) / scale, torch.zeros_like(pred))
-        loss = (err ** 2 * w[..., None]).sum() / known.sum().clamp(min=1)
+        loss = _loss(pred, y[:, :y.shape[1] - la], w[:, :w.shape[1] - la], setup)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     return export(net, mean, std, setup)
+
+
+def _loss(pred, y, w, setup: TcnSetup):
+    """Masked, weighted MSE of the mouth values plus the closure's weighted cross-entropy."""
+    import torch
+
+    mouth, closed = y[..., :4], y[..., 4]
+    known = torch.isfinite(mouth)
+    err = torch.where(known, (pred[..., :4] - torch.nan_to_num(mouth)) / torch.tensor(Y_SCALE), torch.zeros_like(mouth))
+    loss = (err ** 2 * w[..., None]).sum() / known.sum().clamp(min=1)
+    seen = torch.isfinite(closed)
+    target = torch.nan_to_num(closed)
+    weight = torch.where(seen, 1.0 + (setup.closure_weight - 1.0) * target, torch.zeros_like(target))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(pred[..., 4], target, weight=weight, reduction="sum")
+    return loss + setup.closure_loss * bce / seen.sum().clamp(min=1)
 
 
 def export(net, mean: np.ndarray, std: np.ndarray, setup: TcnSetup) -> dict[str, np.ndarray]:
