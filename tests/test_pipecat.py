@@ -20,11 +20,7 @@ from talkface.evaluation.agents_stack import bot_trace, browser_on, missing_requ
 
 pytestmark = pytest.mark.browser
 
-# The issue's goal is 100 ms from barge-in to a silent, idle face in the browser. Measured on a quiet
-# machine, one barge-in per session: 87 to 218 ms (the bot itself lets at most 2 speech frames out,
-# tested above; the rest is the WebRTC path). The goal is missed and reported in docs/measurements.md;
-# this bound only proves the face does fall silent promptly.
-BARGE_IN_MS = 400.0
+BARGE_IN_MS = 100.0   # the issue's goal: barge-in to a silent, idle face in the browser
 MOUTH_RATIO = 1.3  # mouth-box variation over speech frames vs idle frames (see below)
 OVERLOAD = 1.5     # load average per core past which the browser-side timing is not asserted
 
@@ -82,6 +78,9 @@ def test_barge_in_stops_speech_at_the_bot(session):
     assert not any(f["speech"] for f in after[first_idle:]), "speech came back after the barge-in"
 
 
+@pytest.mark.xfail(strict=False, reason="the issue's browser goals are not met yet: on a quiet machine the sound "
+                   "trails its picture by 56-96 ms (goal one frame, 40 ms) and barge-in takes 87-218 ms (goal 100 ms); "
+                   "see docs/measurements.md")
 def test_browser_timing(session):
     trace, _collected, figures = session
     period_ms = 1000.0 / trace["fps"]
@@ -93,10 +92,6 @@ def test_browser_timing(session):
                     f"{figures['av_offset_ms_p50']} ms, barge-in {figures['interrupt_video_ms_p50']} ms (video) / "
                     f"{figures['interrupt_audio_ms_p50']} ms (audio)")
     assert figures["fps"] >= 0.8 * trace["fps"], figures
-    # The issue asks for one frame (40 ms at 25 fps). On a quiet machine the sound reaches the page
-    # 56-62 ms after its picture (Chromium 150, loopback): the bot's audio track queues its audio,
-    # its video track shows the latest picture. Holding the video back in the page (jitterBufferTarget)
-    # met one frame but made barge-in slower than 100 ms. Two frames is what is held today.
-    assert figures["av_offset_ms_n"] >= 2 and abs(figures["av_offset_ms_p50"]) <= 2 * period_ms, figures
+    assert figures["av_offset_ms_n"] >= 2 and abs(figures["av_offset_ms_p50"]) <= period_ms, figures
     assert figures["interrupt_video_ms_p50"] <= BARGE_IN_MS, figures
     assert figures["interrupt_audio_ms_p50"] <= BARGE_IN_MS, figures
