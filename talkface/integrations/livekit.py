@@ -44,7 +44,7 @@ class TalkfaceVideoGenerator(VideoGenerator):
     `interrupt` and drops the speech frames already on their way, up to the server's first idle
     frame. Iterating yields the server's frames, paced by the server at its frame rate. The
     runner's own pacing cannot catch up after a stall of this process, so a frame that waited
-    here 250 ms longer than usual is dropped: the face stays live instead of falling behind."""
+    here 250 ms longer than usual is dropped if it is idle: the face catches up without cutting words."""
 
     def __init__(self, client: LiveClient) -> None:
         self._client = client
@@ -94,7 +94,7 @@ class TalkfaceVideoGenerator(VideoGenerator):
                 self.dropped += 1           # rendered before the interrupt reached the server
                 continue
             self._muting = False
-            if self._stale(frame):
+            if self._stale(frame) and not frame.speech:   # never cut the agent's words, as in pipecat.py
                 self.dropped += 1
             else:
                 yield self._video(frame)
