@@ -22,12 +22,12 @@ def _excess(face_xy: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Per oval point: how far the face reaches past it on its ray, the centre, the unit rays."""
     centre = face_xy[ids].mean(axis=0)
     rel = face_xy - centre
-    angle = np.arctan2(rel[:, 1], rel[:, 0])
     radius = np.hypot(rel[:, 0], rel[:, 1])
-    gap = np.angle(np.exp(1j * (angle[None, :] - angle[ids][:, None])))     # (O, N), wrapped
-    # the silhouette on the oval point's ray: the face points near that ray, projected on it
-    along = np.where(np.abs(gap) <= RAY_WINDOW, radius[None, :] * np.cos(gap), -np.inf)
     unit = rel[ids] / np.maximum(radius[ids], 1e-6)[:, None]
+    # the silhouette on the oval point's ray: the face points within RAY_WINDOW of that ray,
+    # projected on it (radius x cos of the angle between them; no angles or wrapping needed)
+    along = unit[:, :1] * rel[None, :, 0] + unit[:, 1:] * rel[None, :, 1]     # (O, N)
+    along[along < np.cos(RAY_WINDOW) * radius[None, :]] = -np.inf
     return along.max(axis=1) - radius[ids], centre, unit
 
 
