@@ -39,15 +39,17 @@ def run_file_bench(seconds: float = 30.0, size: int = 512, fps: float = 25.0, im
     Portrait.builtin(64) if image is None else None  # warm the face models so their one-off load is not counted
 
     workers = RENDER_WORKERS if workers is None else workers
+    # the whole clip's features at once, timed for the table but outside the end-to-end window:
+    # the pipeline computes them only as it streams (in `generate`), which the window counts
+    t0 = time.perf_counter()
+    extract_features(audio)
+    t_audio_once = time.perf_counter() - t0
+
     t_start, cpu_start = time.perf_counter(), time.process_time()
     t0 = time.perf_counter()
     portrait = Portrait.from_file(image, size=size) if image else Portrait.builtin(size)
     face = FaceModel(portrait)
     t_portrait = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    extract_features(audio)
-    t_audio_once = time.perf_counter() - t0
 
     options = GenerateOptions(fps=fps, seed=0)
     anim = Animator(face, options)
