@@ -71,7 +71,6 @@ class Mp4Writer:
 
     def write(self, image: np.ndarray) -> None:
         import av
-
         import cv2
 
         h, w = self.video.height, self.video.width
