@@ -153,6 +153,7 @@ def _session_figures(stream: AvatarStream, tally: _Tally) -> dict:
             "first_frame_ms": tally.first_frame_ms,
             **{k: stats[k] for k in ("skipped_frames", "dropped_frames", "late_frames", "max_late_ms",
                                      "underruns", "speech_frames")},
+            "cpu_ms_per_frame": 1000 * stats["cpu_s"] / max(tally.rendered, 1),
             "render_ms": 1000 * times.render / max(times.frames, 1),
             "watermark_ms": 1000 * times.watermark / max(times.frames, 1),
             "produce_ms": 1000 * stream.produce_seconds,
@@ -176,6 +177,7 @@ def _summary(per: list[dict], rss_base: float, rss_end: float, cpu_s: float) -> 
     out["max_late_ms"] = max(s["max_late_ms"] for s in per)
     for key in ("render_ms", "watermark_ms", "produce_ms"):
         out[key] = float(np.mean([s[key] for s in per]))
+    out["session_cpu_ms_per_frame"] = float(np.mean([s["cpu_ms_per_frame"] for s in per]))
     return out
 
 

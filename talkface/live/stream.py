@@ -249,7 +249,8 @@ class AvatarStream:
         self._last_image = self._last_jpeg = None
         self.skip_late = skip_late
         self.stats = {"frames": 0, "speech_frames": 0, "late_frames": 0, "dropped_frames": 0,
-                      "skipped_frames": 0, "max_late_ms": 0.0, "underruns": 0}
+                      "skipped_frames": 0, "max_late_ms": 0.0, "underruns": 0,
+                      "cpu_s": 0.0}   # CPU time of the thread that made the frames
 
     # ------------------------------------------------------------------ input (any thread)
     def push_audio(self, pcm, sample_rate: int, channels: int = 1) -> None:
@@ -343,7 +344,7 @@ class AvatarStream:
     def _produce(self, render: bool = True) -> StreamFrame:
         """The next frame (worker thread). The lock guards only the queues and flags, never the
         rendering, so push_audio on the event loop never waits for a frame."""
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.thread_time()
         interrupted = self._apply_requests()
         n = self.animator.next_frame
         frame = self._advance(render)
@@ -351,6 +352,7 @@ class AvatarStream:
         image, jpeg, repeated = self._picture(frame.image)
         if not repeated:
             self._produce_s += (time.perf_counter() - t_start - self._produce_s) * 0.1
+        self.stats["cpu_s"] += time.thread_time() - cpu_start
         return StreamFrame(index=frame.index, pts=frame.index / self.fps, image=image, audio=pcm,
                            audio_rate=self.audio_rate, speech=speech, segment_end=seg_end, jpeg=jpeg,
                            interrupted=interrupted, repeated=repeated, motion=frame.motion)
