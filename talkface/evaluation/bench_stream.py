@@ -155,7 +155,8 @@ def _session_figures(stream: AvatarStream, tally: _Tally) -> dict:
             "first_frame_ms": tally.first_frame_ms,
             **{k: stats[k] for k in ("skipped_frames", "dropped_frames", "late_frames", "max_late_ms",
                                      "underruns", "speech_frames")},
-            "cpu_ms_per_frame": 1000 * stats["cpu_s"] / max(tally.rendered, 1),
+            "cpu_ms_per_frame": 1000 * stats["cpu_s"] / max(tally.rendered, 1),   # this session's rendered frames
+            "skipped_cpu_ms_per_frame": 1000 * stats["skipped_cpu_s"] / max(stats["skipped_frames"], 1),
             "render_ms": 1000 * times.render / max(times.frames, 1),
             "watermark_ms": 1000 * times.watermark / max(times.frames, 1),
             "produce_ms": 1000 * stream.produce_seconds,

@@ -257,7 +257,7 @@ class AvatarStream:
         self.skip_late = skip_late
         self.stats = {"frames": 0, "speech_frames": 0, "late_frames": 0, "dropped_frames": 0,
                       "skipped_frames": 0, "max_late_ms": 0.0, "underruns": 0,
-                      "cpu_s": 0.0}   # CPU time of the thread that made the frames
+                      "cpu_s": 0.0, "skipped_cpu_s": 0.0}   # CPU time (thread) of rendered / skipped frames
 
     # ------------------------------------------------------------------ input (any thread)
     def push_audio(self, pcm, sample_rate: int, channels: int = 1) -> None:
@@ -359,7 +359,7 @@ class AvatarStream:
         image, jpeg, repeated = self._picture(frame.image)
         if not repeated:
             self._produce_s += (time.perf_counter() - t_start - self._produce_s) * 0.1
-        self.stats["cpu_s"] += time.thread_time() - cpu_start
+        self.stats["skipped_cpu_s" if repeated else "cpu_s"] += time.thread_time() - cpu_start
         return StreamFrame(index=frame.index, pts=frame.index / self.fps, image=image, audio=pcm,
                            audio_rate=self.audio_rate, speech=speech, segment_end=seg_end, jpeg=jpeg,
                            interrupted=interrupted, repeated=repeated, motion=frame.motion)
@@ -474,17 +474,17 @@ class AvatarStream:
         t0 = None
         n = 0
         while not self._closed:
-            due, skip_after = loop.time(), None
+            due, render = loop.time(), True
             if self.paced and t0 is not None:
                 due = t0 + n * period
                 lead = min(0.9 * period, max(0.008, 1.5 * self._turnaround_s + 0.004))
                 wait = due - lead - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if self.skip_late:
-                    skip_after = due + 0.5 * period
+                elif self.skip_late and loop.time() > due + 0.5 * period and self._last_image is not None:
+                    render = False   # decided when asking: a frame once asked for is made, so every stream progresses
             asked = loop.time()
-            frame = await self._make(due, skip_after)
+            frame = await self._make(due, render)
             if not frame.repeated:
                 self._turnaround_s += (loop.time() - asked - self._turnaround_s) * 0.1
             if self._closed:
@@ -511,20 +511,15 @@ class AvatarStream:
             frame = replace(frame, released=time.monotonic())
             yield frame
 
-    async def _make(self, deadline: float, skip_after: float | None) -> StreamFrame:
-        """The next frame from the worker thread or the pool; `skip_after`: the time (monotonic)
-        past which its picture is skipped (decided when its turn comes)."""
+    async def _make(self, deadline: float, render: bool) -> StreamFrame:
+        """The next frame from this stream's worker thread or from the pool, by `deadline`."""
         if self._pool is None:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._produce_by, skip_after)
-        self._pending = self._pool.submit(deadline, self._produce_by, skip_after)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._produce, render)
+        self._pending = self._pool.submit(deadline, self._produce, render)
         try:
             return await asyncio.wrap_future(self._pending)
         finally:
             self._pending = None
-
-    def _produce_by(self, skip_after: float | None) -> StreamFrame:
-        late = skip_after is not None and time.monotonic() > skip_after and self._last_image is not None
-        return self._produce(render=not late)
 
     def close(self) -> None:
         self._closed = True
