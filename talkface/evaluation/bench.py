@@ -163,5 +163,5 @@ def _run_stream(args) -> dict:
             print(f"  {key:26s} {value:10.1f}" if isinstance(value, float) else f"  {key:26s} {value}")
     for i, s in enumerate(result["per_session"]):
         print(f"  session {i}: {s['fps']:.1f} fps, {s['dropped_frames']} dropped, {s['late_frames']} late, "
-              f"first frame {s['first_frame_ms'] or float('nan'):.0f} ms")
+              f"first frame {s['first_frame_ms'] or float('nan'):.0f} ms, CPU {s['cpu_ms_per_frame']:.1f} ms per frame")
     return result

@@ -4,7 +4,7 @@
 
 First-frame latency comes from `trials` fresh sessions run one after another on an idle
 engine; then `sessions` streams run concurrently in one process (one shared portrait, as the
-server runs them), each fed synthesised speech in real time in `chunk_ms` chunks and
+server runs them, their frames made by one shared FramePool, earliest deadline first), each fed synthesised speech in real time in `chunk_ms` chunks and
 JPEG-encoding every frame as the web app does. The JSON keeps the one-session keys, now over
 all sessions (`fps`: the slowest session's sustained rate, `dropped_frames`: the sum), and
 adds `per_session`; `live_frame_cpu_ms` and `admitted_sessions` are what `talkface serve`
@@ -20,6 +20,7 @@ import numpy as np
 
 from talkface.analysis.audio import SAMPLE_RATE
 from talkface.engine import Animator, FaceModel, GenerateOptions
+from talkface.live.framepool import FramePool
 from talkface.live.stream import AvatarStream
 
 RSS_SAMPLE_S = 10.0       # how often each session samples resident memory
@@ -118,9 +119,10 @@ class _Tally:
             self.rss.append(rss_mb())
 
 
-async def _sustained(face, options, speech, chunk_s: float, jpeg_quality: int, idle_s: float) -> dict:
+async def _sustained(face, options, speech, chunk_s: float, jpeg_quality: int, idle_s: float,
+                     pool: FramePool | None) -> dict:
     """One session streaming `speech` in real time after `idle_s` of idling."""
-    stream = AvatarStream(face, options, jpeg_quality=jpeg_quality)
+    stream = AvatarStream(face, options, jpeg_quality=jpeg_quality, pool=pool)
     loop = asyncio.get_running_loop()
     seconds = len(speech) / SAMPLE_RATE
     started: list[float] = []
@@ -153,6 +155,8 @@ def _session_figures(stream: AvatarStream, tally: _Tally) -> dict:
             "first_frame_ms": tally.first_frame_ms,
             **{k: stats[k] for k in ("skipped_frames", "dropped_frames", "late_frames", "max_late_ms",
                                      "underruns", "speech_frames")},
+            "cpu_ms_per_frame": 1000 * stats["cpu_s"] / max(tally.rendered, 1),   # this session's rendered frames
+            "skipped_cpu_ms_per_frame": 1000 * stats["skipped_cpu_s"] / max(stats["skipped_frames"], 1),
             "render_ms": 1000 * times.render / max(times.frames, 1),
             "watermark_ms": 1000 * times.watermark / max(times.frames, 1),
             "produce_ms": 1000 * stream.produce_seconds,
@@ -176,11 +180,13 @@ def _summary(per: list[dict], rss_base: float, rss_end: float, cpu_s: float) -> 
     out["max_late_ms"] = max(s["max_late_ms"] for s in per)
     for key in ("render_ms", "watermark_ms", "produce_ms"):
         out[key] = float(np.mean([s[key] for s in per]))
+    out["session_cpu_ms_per_frame"] = float(np.mean([s["cpu_ms_per_frame"] for s in per]))
     return out
 
 
 def run_stream_bench(seconds: float = 300, sessions: int = 1, size: int = 512, *, fps: float = 40.0,
-                     trials: int = 20, chunk_ms: float = 20.0, jpeg_quality: int = 80, portrait=None) -> dict:
+                     trials: int = 20, chunk_ms: float = 20.0, jpeg_quality: int = 80, portrait=None,
+                     shared_pool: bool = True) -> dict:
     """First-frame latency over `trials` fresh sessions, then `sessions` concurrent sessions each
     streaming `seconds` of speech in real time at `size` x `size` and `fps`.
 
@@ -214,9 +220,14 @@ def run_stream_bench(seconds: float = 300, sessions: int = 1, size: int = 512, *
             rt.append(await _first_frame_once(face, options, clip, chunk_s, True, idle(), jpeg_quality))
             burst.append(await _first_frame_once(face, options, clip, 0.5, False, idle(), jpeg_quality))
         rss_base, cpu0 = rss_mb(), time.process_time()
-        per = await asyncio.gather(*[_sustained(face, options, speech[: int(seconds * SAMPLE_RATE)], chunk_s,
-                                                jpeg_quality, idle() + i / (fps * sessions))
-                                     for i in range(sessions)])
+        pool = FramePool() if shared_pool else None   # as `talkface serve` makes the frames of all sessions
+        try:
+            per = await asyncio.gather(*[_sustained(face, options, speech[: int(seconds * SAMPLE_RATE)], chunk_s,
+                                                    jpeg_quality, idle() + i / (fps * sessions), pool)
+                                         for i in range(sessions)])
+        finally:
+            if pool is not None:
+                pool.close()
         summary = _summary(per, rss_base, rss_mb(), time.process_time() - cpu0)
         pct = lambda xs, q: float(np.percentile(xs, q)) if xs else None  # noqa: E731
         return {"sessions": sessions, "fps": summary.pop("fps"), "dropped_frames": summary.pop("dropped_frames"),
@@ -225,6 +236,7 @@ def run_stream_bench(seconds: float = 300, sessions: int = 1, size: int = 512, *
                 **summary, "target_fps": fps, "size": size, "seconds": seconds, "trials": trials,
                 "chunk_ms": chunk_ms, "lookahead_ms": lookahead_ms, "live_frame_cpu_ms": frame_cost,
                 "admitted_sessions": measured_live_capacity(fps, cpu_ms_per_frame=frame_cost),
+                "frame_pool_workers": pool.workers if pool is not None else 0,
                 "per_session": list(per)}
 
     return asyncio.run(main())

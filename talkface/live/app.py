@@ -13,6 +13,7 @@ from pathlib import Path
 from talkface.live import protocol as proto
 from talkface.live.config import ServerConfig
 from talkface.live.errors import BadInput, ClientError, NotFound, TooLarge
+from talkface.live.framepool import FramePool
 from talkface.live.jobs import JobQueue
 from talkface.live.portraits import PortraitStore
 from talkface.live.security import check_body_size, check_caller, check_token, refusal, supplied_token
@@ -32,10 +33,12 @@ class Server:
         self.jobs = JobQueue(config.file_workers, config.max_waiting_jobs, config.max_jobs_per_client)
         self.analysis = JobQueue(PORTRAIT_WORKERS, PORTRAIT_WAITING, PORTRAIT_PER_CLIENT)
         self.live = SessionRegistry(config.live_capacity, config.live_per_client)
+        self.frames = FramePool()   # every live session's frames, earliest deadline first
 
     def close(self) -> None:
         for session in list(self.live.sessions.values()):
             session.stream.close()
+        self.frames.close()
         self.jobs.shutdown()
         self.analysis.shutdown()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -272,7 +275,7 @@ def _add_live_routes(app, server: Server) -> None:
             except KeyError:
                 return await _refuse(ws, proto.CLOSE_POLICY, "unknown portrait id (upload it again)")
             await ws.accept()
-            session = LiveSession(slot.id, ws, face, config, server.tmp)
+            session = LiveSession(slot.id, ws, face, config, server.tmp, server.frames)
             server.live.sessions[slot.id] = session
             await session.run()
         finally:

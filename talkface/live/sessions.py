@@ -69,13 +69,13 @@ class LiveSession:
     """One talking face on one WebSocket. A bad message gets an error message back; a bug ends
     this session with close code 1011 and leaves the others running."""
 
-    def __init__(self, sid: str, ws, face, config: ServerConfig, folder: Path) -> None:
+    def __init__(self, sid: str, ws, face, config: ServerConfig, folder: Path, pool=None) -> None:
         from talkface.engine import GenerateOptions
         from talkface.live.stream import AvatarStream
 
         self.id, self.ws, self.config, self.folder = sid, ws, config, folder
         self.stream = AvatarStream(face, GenerateOptions(fps=config.fps), audio_rate=proto.LIVE_AUDIO_RATE,
-                                   jpeg_quality=80, max_queue_s=config.max_seconds)
+                                   jpeg_quality=80, max_queue_s=config.max_seconds, pool=pool)
         self.size = face.portrait.size
         self.recorder = self.new_recorder()
         self.rate = proto.DEFAULT_CLIENT_RATE

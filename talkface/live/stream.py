@@ -14,8 +14,9 @@ plays each frame's audio with it stays in sync by construction. With no speech t
 (breathing, blinks, small head motion). Every frame is made by the same `engine.Animator` as
 files are: a frame whose look-ahead audio has arrived is identical to the file pipeline's.
 
-Rendering and JPEG encoding run in one worker thread per stream (numpy and OpenCV release the
-GIL); the event loop only sleeps and hands frames on.
+Rendering and JPEG encoding run in one worker thread per stream, or, given a `FramePool`, in
+threads shared by all streams, earliest deadline first (numpy and OpenCV release the GIL); the
+event loop only sleeps and hands frames on.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 from talkface.analysis.audio import SAMPLE_RATE, resample
 from talkface.engine import Animator, FaceModel, GenerateOptions
 from talkface.errors import InputError
+from talkface.live.framepool import FramePool
 
 __all__ = ["AvatarStream", "StreamFrame", "StreamFull"]
 
@@ -218,7 +220,7 @@ class AvatarStream:
     def __init__(self, face: FaceModel, options: GenerateOptions = GenerateOptions(), *,
                  audio_rate: int = SAMPLE_RATE, jpeg_quality: int | None = None, paced: bool = True,
                  jitter_ms: float = 10.0, max_queue_s: float = 600.0, skip_late: bool = True,
-                 mouth_model=None) -> None:
+                 mouth_model=None, pool: FramePool | None = None) -> None:
         if not 8000 <= audio_rate <= 96000:
             raise ValueError(f"audio_rate must be between 8000 and 96000, got {audio_rate}")
         if jpeg_quality is not None and not 10 <= jpeg_quality <= 100:
@@ -243,13 +245,19 @@ class AvatarStream:
         self._dropped_speech = False
         self._controls = None
         self._play = _Playback(self.audio_rate, self.fps)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkface-stream")
+        # frames are made in a pool shared with other streams (earliest deadline first), or
+        # without one in a worker thread of this stream's own
+        self._pool = pool
+        self._executor = None if pool else ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkface-stream")
+        self._pending = None                # this stream's frame waiting in or being made by the pool
         self._closed = False
         self._produce_s = 0.015            # running estimate of one frame's render + encode time
+        self._turnaround_s = 0.015         # the same from asking for a frame to having it (pool wait included)
         self._last_image = self._last_jpeg = None
         self.skip_late = skip_late
         self.stats = {"frames": 0, "speech_frames": 0, "late_frames": 0, "dropped_frames": 0,
-                      "skipped_frames": 0, "max_late_ms": 0.0, "underruns": 0}
+                      "skipped_frames": 0, "max_late_ms": 0.0, "underruns": 0,
+                      "cpu_s": 0.0, "skipped_cpu_s": 0.0}   # CPU time (thread) of rendered / skipped frames
 
     # ------------------------------------------------------------------ input (any thread)
     def push_audio(self, pcm, sample_rate: int, channels: int = 1) -> None:
@@ -343,7 +351,7 @@ class AvatarStream:
     def _produce(self, render: bool = True) -> StreamFrame:
         """The next frame (worker thread). The lock guards only the queues and flags, never the
         rendering, so push_audio on the event loop never waits for a frame."""
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.thread_time()
         interrupted = self._apply_requests()
         n = self.animator.next_frame
         frame = self._advance(render)
@@ -351,6 +359,7 @@ class AvatarStream:
         image, jpeg, repeated = self._picture(frame.image)
         if not repeated:
             self._produce_s += (time.perf_counter() - t_start - self._produce_s) * 0.1
+        self.stats["skipped_cpu_s" if repeated else "cpu_s"] += time.thread_time() - cpu_start
         return StreamFrame(index=frame.index, pts=frame.index / self.fps, image=image, audio=pcm,
                            audio_rate=self.audio_rate, speech=speech, segment_end=seg_end, jpeg=jpeg,
                            interrupted=interrupted, repeated=repeated, motion=frame.motion)
@@ -465,16 +474,19 @@ class AvatarStream:
         t0 = None
         n = 0
         while not self._closed:
-            render = True
+            due, render = loop.time(), True
             if self.paced and t0 is not None:
                 due = t0 + n * period
-                lead = min(0.9 * period, max(0.008, 1.5 * self._produce_s + 0.004))
+                lead = min(0.9 * period, max(0.008, 1.5 * self._turnaround_s + 0.004))
                 wait = due - lead - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 elif self.skip_late and loop.time() > due + 0.5 * period and self._last_image is not None:
-                    render = False
-            frame = await loop.run_in_executor(self._executor, self._produce, render)
+                    render = False   # decided when asking: a frame once asked for is made, so every stream progresses
+            asked = loop.time()
+            frame = await self._make(due, render)
+            if not frame.repeated:
+                self._turnaround_s += (loop.time() - asked - self._turnaround_s) * 0.1
             if self._closed:
                 break
             if self.paced:
@@ -499,10 +511,26 @@ class AvatarStream:
             frame = replace(frame, released=time.monotonic())
             yield frame
 
+    async def _make(self, deadline: float, render: bool) -> StreamFrame:
+        """The next frame from this stream's worker thread or from the pool, by `deadline`."""
+        if self._pool is None:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._produce, render)
+        self._pending = self._pool.submit(deadline, self._produce, render)
+        try:
+            return await asyncio.wrap_future(self._pending)
+        finally:
+            self._pending = None
+
     def close(self) -> None:
         self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        elif self._pending is not None:
+            self._pending.cancel()
 
     async def aclose(self) -> None:
         self._closed = True
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        elif self._pending is not None and not self._pending.cancel():
+            await asyncio.wait({asyncio.wrap_future(self._pending)})
