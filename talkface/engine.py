@@ -18,7 +18,7 @@ from talkface.analysis.audio import HOP, SAMPLE_RATE, WINDOW, Audio, AudioFeatur
 from talkface.analysis.portrait import Portrait
 from talkface.errors import InputError
 from talkface.face.rig import FaceRig
-from talkface.lipsync.mouth import MouthModel, default_model
+from talkface.lipsync.mouth import MouthModel, default_model, frame_row, frame_span
 from talkface.marking.watermark import Payload
 from talkface.motion.controls import Controls, ControlTrack
 from talkface.motion.generator import DEFAULT_MOTION, MOTION_SOURCES, MotionFrame, MotionGenerator, MouthShape, ProsodyTracker
@@ -159,22 +159,28 @@ class Animator:
                 break
             k = self._feature_index(i)
             available = self.row_offset + len(self.rows)
-            if not final and k + 2 >= available:
+            if not final and max(k + 3, frame_span(k, self.options.fps)[1]) > available:
                 break
             if final and available == 0:
                 mouth_row = np.zeros(4, np.float32)
             else:
-                lo = min(max(k - 1, self.row_offset), available - 1) - self.row_offset
-                hi = min(k + 2, available) - self.row_offset
-                mouth_row = self.rows[lo:max(hi, lo + 1)].mean(axis=0)   # average over the frame's span
+                mouth_row = self._frame_mouth(k, available)
             out.append(self._make_frame(i, k, mouth_row))
             self.next_frame += 1
         self._trim()
         return out
 
+    def _frame_mouth(self, k: int, available: int) -> np.ndarray:
+        """The mouth of the frame centred on feature frame k, from the rows of its span that have arrived."""
+        lo, hi = frame_span(k, self.options.fps)
+        lo = min(max(lo, self.row_offset), available - 1) - self.row_offset
+        hi = min(hi, available) - self.row_offset
+        return frame_row(self.rows[lo:max(hi, lo + 1)])
+
     def _trim(self) -> None:
         """Keep only what future frames can still need, so memory stays flat over hours."""
-        keep_from = self._feature_index(self.next_frame) - 4
+        k = self._feature_index(self.next_frame)
+        keep_from = min(k - 4, frame_span(k, self.options.fps)[0])
         drop = keep_from - self.row_offset
         if drop > 0:
             drop = min(drop, len(self.rows))
@@ -236,7 +242,8 @@ class Animator:
         """Samples that must have been pushed in all before `frame_index` (default: the next
         frame) has its full look-ahead: the mouth rows its span averages are all final."""
         k = self._feature_index(self.next_frame if frame_index is None else frame_index)
-        return (k + 1 + self.mouth_model.lookahead_frames) * HOP + WINDOW
+        last = max(k + 1, frame_span(k, self.options.fps)[1] - 1)   # the last row its span averages
+        return (last + self.mouth_model.lookahead_frames) * HOP + WINDOW
 
     def set_controls(self, controls: Controls | ControlTrack) -> None:
         """Change the controls from the next frame on (the motion eases to them, never jumps)."""
@@ -253,9 +260,7 @@ class Animator:
         if len(self.rows) == 0:
             mouth_row = self._silent_row()
         else:
-            lo = min(max(k - 1, self.row_offset), available - 1) - self.row_offset
-            hi = min(k + 2, available) - self.row_offset
-            mouth_row = self.rows[lo:max(hi, lo + 1)].mean(axis=0)
+            mouth_row = self._frame_mouth(k, available)
         frame = self._make_frame(i, k, mouth_row, controls, render)
         self.next_frame += 1
         self._trim()

@@ -303,3 +303,15 @@ def test_closure_head_fitted_on_frozen_features_finds_the_closures():
     logit = model.layers(padded, model.initial_state())[0][model.lookahead_frames:, 4]
     closed = test.y[:, 4] == 1
     assert np.mean(logit[closed] > np.median(logit[~closed])) > 0.75   # chance: 0.5
+
+
+def test_a_closure_shorter_than_a_frame_is_shown_shut_and_no_row_falls_between_frames():
+    from talkface.lipsync.mouth import SHUT_JAW, frame_row, frame_span
+
+    spans = [frame_span(4 * i, 25.0) for i in range(1, 50)]   # 25 fps: a frame every 4 feature rows
+    covered = np.concatenate([np.arange(lo, hi) for lo, hi in spans])
+    assert np.array_equal(covered, np.arange(covered[0], covered[-1] + 1))   # each row in exactly one frame
+    rows = np.tile(np.array([0.3, 0.1, 0.0, 0.0], np.float32), (4, 1))
+    assert frame_row(rows)[0] == pytest.approx(0.3)
+    rows[2] = (0.0, 0.0, 0.0, 1.0)     # one 10 ms row with the lips shut (a short /p/)
+    assert frame_row(rows)[0] < SHUT_JAW and frame_row(rows)[3] == 1.0

@@ -16,9 +16,27 @@ from typing import Protocol
 
 import numpy as np
 
-from talkface.analysis.audio import N_MELS, AudioFeatures
+from talkface.analysis.audio import HOP, N_MELS, SAMPLE_RATE, AudioFeatures
 
 MOUTH_COLUMNS = ("jaw_open", "lip_spread", "lip_round", "lip_press")
+SHUT_JAW = 0.005  # rig jaw_open under which a mouth row has the lips shut (a bilabial's closure);
+                  # chosen on the training sentences' bilabials (talkface.training.lipsync.CORPUS)
+
+
+def frame_span(k: int, fps: float) -> tuple[int, int]:
+    """Mouth rows [lo, hi) a video frame centred on feature frame k shows: the whole frame
+    period (4 rows at 25 fps), at least 3, so that no row falls between two frames."""
+    n = max(3, int(np.ceil(SAMPLE_RATE / (HOP * fps) - 1e-6)))
+    lo = k - n // 2
+    return lo, lo + n
+
+
+def frame_row(rows: np.ndarray) -> np.ndarray:
+    """One video frame's mouth from the rows of its span: their mean; but where the lips shut
+    within the span, the shut row. A bilabial's closure (20-80 ms) is often shorter than a
+    frame (40 ms at 25 fps), and a mean with its open neighbours leaves the lips apart."""
+    i = int(np.argmin(rows[:, 0]))
+    return rows[i].copy() if rows[i, 0] < SHUT_JAW else rows.mean(axis=0)
 
 
 class MouthStream(Protocol):
