@@ -305,3 +305,38 @@ def test_rescaled_render_is_tested_at_its_pixel_centre_shift(clip: list[np.ndarr
     z0, p0 = confirm_payload(w, [(0.0, 0.0)])
     zc, pc = confirm_payload(w, [(-0.5, -0.5)])
     assert pc == PAYLOAD and zc > z0
+
+
+def test_key_frames_carry_a_shrunk_strongly_reencoded_mark(tmp_path: Path, marked: list[np.ndarray]) -> None:
+    # 256 px + CRF 35 (issue 18): the P frames of a moving picture lose the
+    # static mark to the quantiser, the I-frame keeps it.  verify_file weights
+    # the decoder's key frames (KEY_FRAME_WEIGHT); the plain sum misses.
+    from talkface.marking.watermark.reading import iter_video_keyed
+
+    more = [Watermarker(PAYLOAD).embed(f) for f in synthetic_clip(50)[25:]]
+    small = [cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in marked + more]
+    mp4 = tmp_path / "small.mp4"
+    with av.open(str(mp4), "w") as c:
+        st = c.add_stream("libx264", rate=25, options={"crf": "35", "preset": "veryfast"})
+        st.width, st.height, st.pix_fmt = 256, 256, "yuv420p"
+        for f in small:
+            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    frames, keys = zip(*iter_video_keyed(mp4, 10.0))
+    assert keys[0] and sum(keys) == 1
+    assert not detect_frames(frames).found
+    assert_found_any(verify_file(mp4))
+    assert_found_any(detect_frames(frames, keys))
+
+
+def test_an_ambiguous_user_id_is_not_read(clip: list[np.ndarray]) -> None:
+    # Two marks on top of each other: the mark is plainly there, but two user
+    # ids score alike, so the verdict is "found" with no id, never a guess.
+    other = Payload(version=FORMAT_VERSION, user_id=0x1234)
+    wa, wb = Watermarker(PAYLOAD), Watermarker(other)
+    d = detect_frames([wa.embed(wb.embed(f)) for f in clip[:10]])
+    assert d.found and d.payload is None, d
+    assert max(d.exact_z, d.payload_z) >= Z_EXACT_THRESHOLD
+    assert_found(detect_frames([wa.embed(f) for f in clip[:10]]))
