@@ -64,6 +64,20 @@ def h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
     return encode_decode(frames, crf=crf, preset="veryfast")
 
 
+def write_mp4(path: Path, frames: list[np.ndarray], crf: int, preset: str = "medium") -> Path:
+    """An H.264 file of RGB frames (25 fps), as a user would have it."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264", rate=25, options={"crf": str(crf), "preset": preset})
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return path
+
+
 @pytest.fixture(scope="module")
 def clip() -> list[np.ndarray]:
     return synthetic_clip()
@@ -202,15 +216,7 @@ def test_verify_file(tmp_path: Path, marked: list[np.ndarray], clip: list[np.nda
     png = tmp_path / "marked.png"
     cv2.imwrite(str(png), cv2.cvtColor(marked[0], cv2.COLOR_RGB2BGR))
     assert_found(verify_file(png))
-    mp4 = tmp_path / "marked.mp4"
-    with av.open(str(mp4), "w") as c:
-        st = c.add_stream("libx264", rate=25, options={"crf": "23"})
-        st.width, st.height, st.pix_fmt = 512, 512, "yuv420p"
-        for f in marked:
-            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+    mp4 = write_mp4(tmp_path / "marked.mp4", marked, crf=23)
     d = verify_file(mp4, max_seconds=0.5)
     assert_found(d)
     assert d.frames_used <= 13
@@ -315,15 +321,7 @@ def test_key_frames_carry_a_shrunk_strongly_reencoded_mark(tmp_path: Path, marke
 
     more = [Watermarker(PAYLOAD).embed(f) for f in synthetic_clip(50)[25:]]
     small = [cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in marked + more]
-    mp4 = tmp_path / "small.mp4"
-    with av.open(str(mp4), "w") as c:
-        st = c.add_stream("libx264", rate=25, options={"crf": "35", "preset": "veryfast"})
-        st.width, st.height, st.pix_fmt = 256, 256, "yuv420p"
-        for f in small:
-            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+    mp4 = write_mp4(tmp_path / "small.mp4", small, crf=35, preset="veryfast")
     frames, keys = zip(*iter_video_keyed(mp4, 10.0))
     assert keys[0] and sum(keys) == 1
     assert not detect_frames(frames).found
