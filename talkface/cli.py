@@ -193,7 +193,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"signed by {manifest.signer} ({trust})")
     if result.found:
         p = result.payload
-        print(f"talkface watermark FOUND in {path}: version {p.version}, id {p.user_id}, "
+        what = f"version {p.version}, id {p.user_id}" if p else "id not readable (too degraded)"
+        print(f"talkface watermark FOUND in {path}: {what}, "
               f"confidence {result.confidence:.4f} ({result.frames_used} frame(s) checked)")
         return 0
     print(f"no talkface watermark found in {path} ({result.frames_used} frame(s) checked)")

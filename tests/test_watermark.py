@@ -64,6 +64,20 @@ def h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
     return encode_decode(frames, crf=crf, preset="veryfast")
 
 
+def write_mp4(path: Path, frames: list[np.ndarray], crf: int, preset: str = "medium") -> Path:
+    """An H.264 file of RGB frames (25 fps), as a user would have it."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as c:
+        st = c.add_stream("libx264", rate=25, options={"crf": str(crf), "preset": preset})
+        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+        for f in frames:
+            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    return path
+
+
 @pytest.fixture(scope="module")
 def clip() -> list[np.ndarray]:
     return synthetic_clip()
@@ -202,15 +216,7 @@ def test_verify_file(tmp_path: Path, marked: list[np.ndarray], clip: list[np.nda
     png = tmp_path / "marked.png"
     cv2.imwrite(str(png), cv2.cvtColor(marked[0], cv2.COLOR_RGB2BGR))
     assert_found(verify_file(png))
-    mp4 = tmp_path / "marked.mp4"
-    with av.open(str(mp4), "w") as c:
-        st = c.add_stream("libx264", rate=25, options={"crf": "23"})
-        st.width, st.height, st.pix_fmt = 512, 512, "yuv420p"
-        for f in marked:
-            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in st.encode():
-            c.mux(p)
+    mp4 = write_mp4(tmp_path / "marked.mp4", marked, crf=23)
     d = verify_file(mp4, max_seconds=0.5)
     assert_found(d)
     assert d.frames_used <= 13
@@ -305,3 +311,30 @@ def test_rescaled_render_is_tested_at_its_pixel_centre_shift(clip: list[np.ndarr
     z0, p0 = confirm_payload(w, [(0.0, 0.0)])
     zc, pc = confirm_payload(w, [(-0.5, -0.5)])
     assert pc == PAYLOAD and zc > z0
+
+
+def test_key_frames_carry_a_shrunk_strongly_reencoded_mark(tmp_path: Path, marked: list[np.ndarray]) -> None:
+    # 256 px + CRF 35 (issue 18): the P frames of a moving picture lose the
+    # static mark to the quantiser, the I-frame keeps it.  verify_file weights
+    # the decoder's key frames (KEY_FRAME_WEIGHT); the plain sum misses.
+    from talkface.marking.watermark.reading import iter_video_keyed
+
+    more = [Watermarker(PAYLOAD).embed(f) for f in synthetic_clip(50)[25:]]
+    small = [cv2.resize(f, (256, 256), interpolation=cv2.INTER_AREA) for f in marked + more]
+    mp4 = write_mp4(tmp_path / "small.mp4", small, crf=35, preset="veryfast")
+    frames, keys = zip(*iter_video_keyed(mp4, 10.0))
+    assert keys[0] and sum(keys) == 1
+    assert not detect_frames(frames).found
+    assert_found_any(verify_file(mp4))
+    assert_found_any(detect_frames(frames, keys))
+
+
+def test_an_ambiguous_user_id_is_not_read(clip: list[np.ndarray]) -> None:
+    # Two marks on top of each other: the mark is plainly there, but two user
+    # ids score alike, so the verdict is "found" with no id, never a guess.
+    other = Payload(version=FORMAT_VERSION, user_id=0x1234)
+    wa, wb = Watermarker(PAYLOAD), Watermarker(other)
+    d = detect_frames([wa.embed(wb.embed(f)) for f in clip[:10]])
+    assert d.found and d.payload is None, d
+    assert max(d.exact_z, d.payload_z) >= Z_EXACT_THRESHOLD
+    assert_found(detect_frames([wa.embed(f) for f in clip[:10]]))

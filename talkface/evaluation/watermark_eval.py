@@ -36,11 +36,12 @@ from talkface.marking.watermark.detection import (
     Z_SCAN_THRESHOLD,
     analyse,
     analysis_factor,
+    frame_weight,
     gaussian_tail,
     residual,
 )
 from talkface.marking.watermark.payload import CRC_BITS, TAG_BITS
-from talkface.marking.watermark.reading import iter_video, read_image
+from talkface.marking.watermark.reading import iter_video_keyed, read_image
 
 FPS = 25
 EXCERPT_S = 2.0
@@ -75,13 +76,19 @@ def face_crop(frame: np.ndarray, size: int = SIZE) -> np.ndarray:
     return sq
 
 
-def h264(frames: list[np.ndarray], crf: int = 23, fps: int = FPS, preset: str = "medium") -> list[np.ndarray]:
-    """Encode with libx264 (yuv420p) in memory and decode back."""
+def h264_keyed(frames: list[np.ndarray], crf: int = 23, fps: int = FPS, preset: str = "medium",
+               gop: int | None = None) -> tuple[list[np.ndarray], list[bool]]:
+    """Encode with libx264 (yuv420p) in memory and decode back; also returns
+    the decoder's key-frame flags.  ``gop``: key frame interval (frames), x264's
+    default (250) when None."""
     h, w = frames[0].shape[:2]
     h2, w2 = h // 2 * 2, w // 2 * 2  # yuv420p needs even sizes
     buf = io.BytesIO()
+    options = {"crf": str(crf), "preset": preset}
+    if gop is not None:
+        options["g"] = str(gop)
     with av.open(buf, "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": preset})
+        st = c.add_stream("libx264", rate=fps, options=options)
         st.width, st.height, st.pix_fmt = w2, h2, "yuv420p"
         for f in frames:
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[:h2, :w2]), format="rgb24")
@@ -91,7 +98,13 @@ def h264(frames: list[np.ndarray], crf: int = 23, fps: int = FPS, preset: str = 
             c.mux(p)
     buf.seek(0)
     with av.open(buf) as c:
-        return [fr.to_ndarray(format="rgb24") for fr in c.decode(video=0)]
+        decoded = [(fr.to_ndarray(format="rgb24"), bool(fr.key_frame)) for fr in c.decode(video=0)]
+    return [f for f, _ in decoded], [k for _, k in decoded]
+
+
+def h264(frames: list[np.ndarray], crf: int = 23, fps: int = FPS, preset: str = "medium") -> list[np.ndarray]:
+    """Encode with libx264 (yuv420p) in memory and decode back."""
+    return h264_keyed(frames, crf, fps, preset)[0]
 
 
 def jpeg(frame: np.ndarray, quality: int = 70) -> np.ndarray:
@@ -183,6 +196,7 @@ def outcome(d: wmk.Detection, expected: wmk.Payload) -> dict:
     return {
         "found": d.found,
         "correct": d.found and d.payload == expected,
+        "wrong_id": d.payload is not None and d.payload != expected,  # a wrong user id read
         "z": d.z_score,  # sync peak
         "zp": d.payload_z,  # payload test over the searched shifts (0 if the sync path decoded)
         "zx": d.exact_z,  # payload test at shift 0 of the render's period
@@ -190,15 +204,17 @@ def outcome(d: wmk.Detection, expected: wmk.Payload) -> dict:
     }
 
 
-def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, expected: wmk.Payload) -> list[dict]:
+def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, expected: wmk.Payload,
+                       key_frames: list[bool] | None = None) -> list[dict]:
     """Detect on every 2 s excerpt (start every stride_s seconds).
 
-    Equivalent to ``detect_frames(frames[a:b])`` for each excerpt, but the
-    per-frame residuals are computed once and summed with prefix sums, which
-    keeps the benchmark within minutes.
+    Equivalent to ``detect_frames(frames[a:b], key_frames[a:b])`` for each
+    excerpt, but the per-frame residuals are computed once and summed with
+    prefix sums, which keeps the benchmark within minutes.
     """
     n = int(round(EXCERPT_S * fps))
-    res = [residual(f) for f in frames]
+    keys = key_frames if key_frames is not None else [False] * len(frames)
+    res = [residual(f) * np.float32(frame_weight(k)) for f, k in zip(frames, keys)]
     factor = analysis_factor(*frames[0].shape[:2])
     csum = np.cumsum(np.stack(res), axis=0, dtype=np.float64)
     out = []
@@ -356,18 +372,30 @@ def screen_recording(frames: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-Chain = Callable[[list[np.ndarray]], tuple[list[np.ndarray], float]]
+Coded = tuple[list[np.ndarray], float, list[bool]]  # decoded frames, fps, key-frame flags
+Chain = Callable[[list[np.ndarray]], Coded]
+PLATFORM_GOP_S = 2.0  # key frame interval of streaming platforms' encodes (s)
+
+
+def coded(frames: list[np.ndarray], crf: int, fps: int = FPS, gop: int | None = None) -> Coded:
+    """The last step of a chain: H.264 at ``crf`` (x264's default key frame
+    interval, 10 s, unless ``gop`` frames), decoded with its key-frame flags."""
+    out, keys = h264_keyed(frames, crf, fps, gop=gop)
+    return out, float(fps), keys
+
+
 CHAINS: dict[str, Chain] = {
-    "h264 crf23": lambda f: (h264(f, 23), FPS),
-    "h264 crf35": lambda f: (h264(f, 35), FPS),
-    "scale 256 +crf23": lambda f: (h264(scale(f, 256, 256), 23), FPS),
-    "crop 10% left+top +crf23": lambda f: (h264(crop(f, "left+top"), 23), FPS),
-    "chain 256 px +crf28": lambda f: (h264(scale(f, 256, 256), 28), FPS),
-    "chain 256 px +crf35": lambda f: (h264(scale(f, 256, 256), 35), FPS),
-    "chain 360 px +crf35": lambda f: (h264(scale(f, 360, 360), 35), FPS),
-    "chain crop 10% +360 px +crf35": lambda f: (h264(scale(crop(f, "left+top"), 360, 360), 35), FPS),
-    "chain 30 fps +480 px +crf30": lambda f: (h264(scale(resample_fps(f, FPS, 30), 480, 480), 30, fps=30), 30.0),
-    "chain screen recording +crf28": lambda f: (h264(screen_recording(f), 28), FPS),
+    "h264 crf23": lambda f: coded(f, 23),
+    "h264 crf35": lambda f: coded(f, 35),
+    "scale 256 +crf23": lambda f: coded(scale(f, 256, 256), 23),
+    "crop 10% left+top +crf23": lambda f: coded(crop(f, "left+top"), 23),
+    "chain 256 px +crf28": lambda f: coded(scale(f, 256, 256), 28),
+    "chain 256 px +crf35": lambda f: coded(scale(f, 256, 256), 35),
+    "chain 256 px +crf35, 2 s gop": lambda f: coded(scale(f, 256, 256), 35, gop=int(PLATFORM_GOP_S * FPS)),
+    "chain 360 px +crf35": lambda f: coded(scale(f, 360, 360), 35),
+    "chain crop 10% +360 px +crf35": lambda f: coded(scale(crop(f, "left+top"), 360, 360), 35),
+    "chain 30 fps +480 px +crf30": lambda f: coded(scale(resample_fps(f, FPS, 30), 480, 480), 30, fps=30),
+    "chain screen recording +crf28": lambda f: coded(screen_recording(f), 28),
 }
 
 
@@ -384,8 +412,8 @@ def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[s
         n, step = int(round(EXCERPT_S * fps)), max(1, int(round(stride_s * fps)))
         window: list[np.ndarray] = []
         out = []
-        for i, frame in enumerate(iter_video(p, float("inf"))):
-            window.append(residual(frame))
+        for i, (frame, key_frame) in enumerate(iter_video_keyed(p, float("inf"))):
+            window.append(residual(frame) * np.float32(frame_weight(key_frame)))
             window = window[-n:]
             if len(window) == n and (i + 1 - n) % step == 0:
                 d = analyse(np.sum(window, axis=0, dtype=np.float32), n, analysis_factor(*frame.shape[:2]))
@@ -442,23 +470,24 @@ def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         if args.png_dir:
             write_visibility_pngs(args.png_dir, f"render_{name}", src[0], marked[0])
         for chain, apply in CHAINS.items():
-            frames, fps = apply(marked)
-            rows[chain] += excerpt_detections(frames, fps, args.stride, payload)
+            frames, fps, keys = apply(marked)
+            rows[chain] += excerpt_detections(frames, fps, args.stride, payload, keys)
         log(f"  {name}: done ({time.process_time() - t_start:.0f} s CPU)")
     table = []
-    print(f"\n{'chain (2 s excerpts of renders)':34s} {'trials':>6s} {'found':>7s} {'correct':>8s} {'min z':>6s} "
+    print(f"\n{'chain (2 s excerpts of renders)':34s} {'trials':>6s} {'found':>7s} {'correct':>8s} {'wrong id':>8s} {'min z':>6s} "
           f"{'med payload z':>13s} {'med shift-0 z':>13s}")
     for chain, res in rows.items():
         n = max(1, len(res))
         row = {"chain": chain, "trials": len(res), "detection_rate": sum(e["found"] for e in res) / n,
                "correct_rate": sum(e["correct"] for e in res) / n,
+               "wrong_id_rate": sum(e["wrong_id"] for e in res) / n,
                "z_median": float(np.median([e["z"] for e in res])) if res else 0.0,
                "payload_z_median": float(np.median([e["zp"] for e in res])) if res else 0.0,
                "exact_z_median": float(np.median([e["zx"] for e in res])) if res else 0.0,
                "z_min": float(min((e["z"] for e in res), default=0.0))}
         table.append(row)
         print(f"{chain:34s} {row['trials']:6d} {100 * row['detection_rate']:6.1f}% {100 * row['correct_rate']:7.1f}% "
-              f"{row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
+              f"{100 * row['wrong_id_rate']:7.1f}% {row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
     summary = _render_summary([n for n, _ in clips], psnrs, embed_cpu)
     fp = None
     if not args.no_false_positives:

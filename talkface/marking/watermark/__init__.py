@@ -28,11 +28,12 @@ from talkface.marking.watermark.detection import (
     Accumulator,
     Detection,
     detect_frames,
+    frame_weight,
 )
 from talkface.marking.watermark.embedding import Watermarker
 from talkface.marking.watermark.mask import DEFAULT_STRENGTH
 from talkface.marking.watermark.payload import FORMAT_VERSION, Payload
-from talkface.marking.watermark.reading import WatermarkReadError, is_image, iter_video, read_image
+from talkface.marking.watermark.reading import WatermarkReadError, is_image, iter_video_keyed, read_image
 
 __all__ = [
     "Payload",
@@ -59,8 +60,8 @@ def verify_file(path: str | Path, max_seconds: float = DEFAULT_MAX_SECONDS) -> D
     if is_image(path):
         return detect_frames([read_image(path)])
     acc = Accumulator()
-    for f in iter_video(path, max_seconds):
-        acc.add(f)
+    for f, key_frame in iter_video_keyed(path, max_seconds):
+        acc.add(f, frame_weight(key_frame))
     if not acc.counts:
         raise WatermarkReadError(f"no decodable frames in {path}")
     return acc.result()

@@ -28,6 +28,12 @@ def read_image(path: Path) -> np.ndarray:
 
 def iter_video(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
     """RGB frames of the first ``max_seconds`` of a video's first stream."""
+    for frame, _ in iter_video_keyed(path, max_seconds):
+        yield frame
+
+
+def iter_video_keyed(path: Path, max_seconds: float) -> Iterator[tuple[np.ndarray, bool]]:
+    """(RGB frame, is a key frame) of the first ``max_seconds`` of a video's first stream."""
     try:
         container = av.open(str(path))
     except Exception as exc:  # av raises many error types
@@ -46,6 +52,6 @@ def iter_video(path: Path, max_seconds: float) -> Iterator[np.ndarray]:
                         start = t
                     if t - start >= max_seconds:
                         break
-                yield frame.to_ndarray(format="rgb24")
+                yield frame.to_ndarray(format="rgb24"), bool(frame.key_frame)
         except Exception as exc:
             raise WatermarkReadError(f"cannot decode {path}: {exc}") from exc
