@@ -151,7 +151,7 @@ class Browser:
         self.page.evaluate("talkface.interrupt()")
 
     def collected(self) -> dict:
-        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels})")
+        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels, says: talkface.says})")
 
 
 @contextlib.contextmanager
