@@ -27,9 +27,9 @@ OVERLOAD = 1.5     # load average per core past which the browser-side timing is
 
 def _talk(browser) -> None:
     browser.say("hello")                           # about 4 s of speech
-    time.sleep(6.5)
-    browser.say("what time is it")                 # about 1.5 s
-    time.sleep(3.5)
+    time.sleep(2.5)
+    browser.say("what time is it")                 # typed while the face talks: barge-in and a new answer, about 1.5 s
+    time.sleep(4.0)
     browser.say("what is your name")               # about 5 s, cut after 1.6 s
     time.sleep(1.6)
     browser.interrupt()
@@ -65,6 +65,15 @@ def test_face_answers_over_webrtc(session):
     assert figures["mouth_speech_variation"] > MOUTH_RATIO * figures["mouth_idle_variation"], figures
     # each answer's first TTS chunk was traced to a frame the browser showed
     assert figures["g2g_first_ms_n"] >= 2, figures
+
+
+def test_answer_typed_during_speech_is_spoken(session):
+    """Typing while the face talks cuts the answer and starts the next one at once: that answer's
+    speech must reach the browser (it has no idle frame before it to mark where the cut one ends)."""
+    trace, collected, _figures = session
+    typed = collected["says"][1] / 1000.0
+    speech = [f for f in trace["frames"] if f["speech"] and typed + 0.3 < f["emitted"] < typed + 2.5]
+    assert len(speech) > 10, f"only {len(speech)} speech frames of the answer typed during speech left the bot"
 
 
 def test_barge_in_stops_speech_at_the_bot(session):

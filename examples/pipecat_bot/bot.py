@@ -34,14 +34,17 @@ from pipecat.workers.runner import WorkerRunner
 
 from talkface.integrations.client import LiveClient
 from talkface.integrations.pipecat import EspeakTTSService, TalkfaceVideoService
+from talkface.integrations.pipecat_webrtc import TimedWebRTCTransport
 
 PAGE = Path(__file__).with_name("index.html")
 AUDIO_RATE = 24000        # Hz, the rate talkface serve sends
 STAMP_BITS = 16           # frame number bits written into the bottom rows with --stamp
 STAMP_ROWS = 12           # pixel rows of the stamp
-# aiortc stamps outgoing video 1/30 s apart whatever the real rate, so the transport draws at 30 fps
-# (a 25 fps face repeats every fifth picture) to keep the video clock true for the browser's lip sync
-WEBRTC_VIDEO_FPS = 30
+# how often the transport looks for a new picture; each new one is sent once, stamped with the time it
+# is handed over (talkface.integrations.pipecat_webrtc), so this bounds how late a picture leaves after its audio
+VIDEO_POLL_HZ = 100
+# --stock-tracks: aiortc stamps video 1/30 s apart whatever the real rate, so the transport then draws at 30 fps
+STOCK_VIDEO_FPS = 30
 
 
 def reply_to(text: str) -> str:
@@ -88,11 +91,30 @@ class FrameStamp(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
+class FrameReleased(FrameProcessor):
+    """--stamp, after the output transport: when each picture left its queue for the video track
+    (with `sync_with_audio`, the moment its own audio starts going out)."""
+
+    def __init__(self, trace: list) -> None:
+        super().__init__()
+        self.trace = trace
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        info = frame.metadata.get("talkface") if isinstance(frame, OutputImageRawFrame) else None
+        if info is not None:
+            for entry in reversed(self.trace[-50:]):
+                if entry["index"] == info["index"]:
+                    entry["released"] = time.time()
+                    break
+        await self.push_frame(frame, direction)
+
+
 class Bot:
     """One WebRTC session at a time (a new page load replaces the previous one)."""
 
-    def __init__(self, talkface_url: str, stamp: bool, sync: bool = True) -> None:
-        self.talkface_url, self.stamp, self.sync = talkface_url, stamp, sync
+    def __init__(self, talkface_url: str, stamp: bool, sync: bool = True, timed: bool = True) -> None:
+        self.talkface_url, self.stamp, self.sync, self.timed = talkface_url, stamp, sync, timed
         self.worker: PipelineWorker | None = None
         self.runner_task: asyncio.Task | None = None
         self.trace: list = []
@@ -109,14 +131,17 @@ class Bot:
         params = TransportParams(audio_in_enabled=False, audio_out_enabled=True, audio_out_sample_rate=AUDIO_RATE,
                                  video_out_enabled=True, video_out_is_live=not self.sync, video_out_width=self.size,
                                  video_out_height=self.size,
-                                 video_out_framerate=WEBRTC_VIDEO_FPS if self.sync else round(self.fps))
-        transport = SmallWebRTCTransport(webrtc_connection=connection, params=params)
+                                 video_out_framerate=round(self.fps) if not self.sync else
+                                 VIDEO_POLL_HZ if self.timed else STOCK_VIDEO_FPS)
+        # SmallWebRTCTransport with true RTP timestamps, so the browser's lip sync lines sound and picture up
+        transport = (TimedWebRTCTransport if self.timed else SmallWebRTCTransport)(connection, params)
         stages = [transport.input(), RuleBasedReply(), EspeakTTSService(sample_rate=AUDIO_RATE),
                   TalkfaceVideoService(self.talkface_url, sync_with_audio=self.sync)]
         self.trace.clear()
         self.interrupts.clear()
         stages += [FrameStamp(self.trace)] if self.stamp else []
-        worker = PipelineWorker(Pipeline(stages + [transport.output()]),
+        tail = [FrameReleased(self.trace)] if self.stamp else []
+        worker = PipelineWorker(Pipeline(stages + [transport.output()] + tail),
                                 params=PipelineParams(audio_out_sample_rate=AUDIO_RATE), idle_timeout_secs=None,
                                 enable_rtvi=False)
 
@@ -196,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stamp", action="store_true", help="stamp frame numbers and keep a trace (tests, benchmark)")
     p.add_argument("--live-images", action="store_true",
                    help="send pictures on their own clock (video_out_is_live) instead of with their audio")
+    p.add_argument("--stock-tracks", action="store_true",
+                   help="SmallWebRTC's own output tracks (synthetic video clock), for comparison")
     args = p.parse_args(argv)
-    bot = Bot(args.talkface, args.stamp, not args.live_images)
+    bot = Bot(args.talkface, args.stamp, not args.live_images, not args.stock_tracks)
     try:
         asyncio.run(bot.probe())
     except OSError as exc:

@@ -17,6 +17,8 @@ Prints and writes:
 - `interrupt_video_ms_*` / `interrupt_audio_ms_*`: from the barge-in reaching the bot to the first
   shown idle frame / to the sound going silent.
 - `mouth_*`: the spread of the mouth box's luminance spread over speech frames and over idle frames.
+- `stage_*`: server -> bot, in the bot, waiting in the output transport's queue (behind the
+  audio before it), from leaving that queue to the screen, and bot -> screen in all.
 - `cpu_share_server` / `cpu_share_bot`: CPU seconds per second of one avatar's session
   (1.0 = one core), server (renderer) and bot (Pipecat, WebRTC encoding) separately.
 """
@@ -112,8 +114,11 @@ def rate_figures(trace: dict, shown: dict[int, dict]) -> dict:
 def stage_figures(shown: dict[int, dict]) -> dict:
     """Where the time goes: server -> bot (WebSocket and the bot's loop), inside the bot, bot -> screen."""
     f = list(shown.values())
+    released = [x for x in f if "released" in x]   # left the output transport's queue (bot.py FrameReleased)
     return {**_pct([x["received"] - x["sent"] for x in f], "stage_server_to_bot_ms"),
             **_pct([x["emitted"] - x["received"] for x in f], "stage_in_bot_ms"),
+            **_pct([x["released"] - x["emitted"] for x in released], "stage_transport_queue_ms"),
+            **_pct([x["shown"] - x["released"] for x in released], "stage_released_to_screen_ms"),
             **_pct([x["shown"] - x["emitted"] for x in f], "stage_bot_to_screen_ms")}
 
 
@@ -179,10 +184,10 @@ def analyse(trace: dict, browser: dict) -> dict:
             "nominal_fps": trace["fps"]}
 
 
-def run(seconds: float, live_images: bool = False) -> dict:
+def run(seconds: float, bot_flags: tuple[str, ...] = ()) -> dict:
     from talkface.evaluation.agents_stack import bot_trace, browser_on, cpu_seconds, pipecat_stack
 
-    with pipecat_stack(live_images=live_images) as stack, tempfile.TemporaryDirectory(prefix="talkface-agents-") as tmp:
+    with pipecat_stack(bot_flags=bot_flags) as stack, tempfile.TemporaryDirectory(prefix="talkface-agents-") as tmp:
         with browser_on(stack, Path(tmp)) as browser:
             cpu0 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
             conversation(browser, seconds)
@@ -201,12 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=5.0, help="length of the scripted conversation; default 5")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--live-images", action="store_true", help="run the bot with --live-images")
+    p.add_argument("--stock-tracks", action="store_true",
+                   help="run the bot with SmallWebRTC's own output tracks (A/B against the timed ones)")
     args = p.parse_args(argv)
     reason = missing_requirements()
     if reason:
         print(f"agents_bench: error: {reason}", file=sys.stderr)
         return 2
-    result = run(args.minutes * 60.0, args.live_images)
+    flags = ("--live-images",) * args.live_images + ("--stock-tracks",) * args.stock_tracks
+    result = run(args.minutes * 60.0, flags)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

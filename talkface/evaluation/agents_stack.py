@@ -104,12 +104,12 @@ class Stack:
 
 
 @contextlib.contextmanager
-def pipecat_stack(fps: float = 25.0, live_images: bool = False):
-    """`talkface serve` + the example bot (--stamp), both on 127.0.0.1, stopped on exit."""
+def pipecat_stack(fps: float = 25.0, bot_flags: tuple[str, ...] = ()):
+    """`talkface serve` + the example bot (--stamp and `bot_flags`), both on 127.0.0.1, stopped on exit."""
     bot_port = free_port()
     with talkface_serve(fps) as (serve_url, server_pid):
         bot = [str(PIPECAT_PYTHON), str(BOT), "--talkface", serve_url.replace("http", "ws") + "/v1/live",
-               "--port", str(bot_port), "--stamp"] + (["--live-images"] if live_images else [])
+               "--port", str(bot_port), "--stamp", *bot_flags]
         with process(bot, f"http://127.0.0.1:{bot_port}/api/trace") as agent:
             url = f"http://127.0.0.1:{bot_port}"
             yield Stack(url + "/", url, agent.pid, server_pid)
@@ -151,7 +151,7 @@ class Browser:
         self.page.evaluate("talkface.interrupt()")
 
     def collected(self) -> dict:
-        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels})")
+        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels, says: talkface.says})")
 
 
 @contextlib.contextmanager

@@ -50,6 +50,10 @@ PIPECAT_VERSION = "1.14.0"   # the release this module is written and tested aga
 TTS_CHUNK_S = 0.1            # EspeakTTSService hands its speech on in chunks this long, as a streaming TTS does
 TTS_STOP_AFTER_S = 0.3       # TTSStoppedFrame after this long without more text (Pipecat's default is 3 s)
 MAX_BACKLOG_S = 0.15         # emitted audio not yet played past this: idle frames are skipped to catch up
+# after an interrupt, speech frames are the old utterance's (rendered before the server saw the interrupt)
+# until an idle frame comes, or, once the next answer's audio has been sent, until this many frame periods
+# have passed: the next answer can start straight away, with no idle frame in between
+STALE_PERIODS = 2.5
 
 
 @dataclass
@@ -73,7 +77,8 @@ class TalkfaceVideoService(FrameProcessor):
         self._client: LiveClient | None = None
         self._pump_task: asyncio.Task | None = None
         self._held_stops: deque[TTSStoppedFrame] = deque()
-        self._dropping = False      # after an interrupt: drop speech frames sent before the server saw it
+        self._interrupted_at: float | None = None   # monotonic time of the last interrupt, while dropping
+        self._fresh_speech = False   # TTS audio was sent since that interrupt
         self._utterance = _Utterance()
         self._queued = _Utterance()   # the next utterance when one starts while another still plays
         self._played_until = 0.0      # monotonic time at which the audio emitted so far has played
@@ -124,7 +129,7 @@ class TalkfaceVideoService(FrameProcessor):
         self._utterance, self._queued = _Utterance(), _Utterance()
         self._played_until = 0.0      # the transport drops its queued audio on an interruption
         if self._client is not None:
-            self._dropping = True
+            self._interrupted_at, self._fresh_speech = time.monotonic(), False
             await self._client.interrupt()
 
     async def _push_speech(self, frame: TTSAudioRawFrame) -> None:
@@ -136,14 +141,23 @@ class TalkfaceVideoService(FrameProcessor):
         target = self._queued if self._held_stops else self._utterance
         target.entered.append((target.pushed_s, time.time()))
         target.pushed_s += len(pcm) / frame.sample_rate
+        self._fresh_speech = True
         await self._client.push_audio(pcm, frame.sample_rate)
 
     async def _pump(self) -> None:
         async for live in self._client:
-            if self._dropping and live.speech:
-                continue
-            self._dropping = False
-            await self._emit(live)
+            if not self._stale(live):
+                await self._emit(live)
+
+    def _stale(self, live: LiveFrame) -> bool:
+        """A speech frame of the utterance an interrupt cut (see STALE_PERIODS)."""
+        if self._interrupted_at is None:
+            return False
+        waited = time.monotonic() - self._interrupted_at
+        if not live.speech or (self._fresh_speech and waited > STALE_PERIODS / self._client.ready.fps):
+            self._interrupted_at = None
+            return False
+        return True
 
     def _keeps_up(self, live: LiveFrame) -> bool:
         """Account for this frame's audio; False for an idle frame while the emitted audio runs more
