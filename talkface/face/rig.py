@@ -16,7 +16,6 @@ from talkface.analysis import landmarks as lm
 from talkface.analysis.landmarks import N_MESH
 from talkface.analysis.portrait import Portrait
 from talkface.face.expressions import Face, LipLimits, closing_field, expression_basis, smoothstep
-from talkface.face.outline import Outline
 from talkface.face.shell import HeadShell
 from talkface.motion.generator import Expression, MotionFrame
 
@@ -164,7 +163,6 @@ class FaceRig:
         # and of the closing of the portrait's mouth: without it, mouth_rest = 1 (undoing the
         # closing) moved the neck where the photographed face has none
         self.ring_closing = ring_weights @ self.closing
-        self.outline = Outline.build(pts[:, :2], lm.FACE_OVAL)
         self.rest_depth = np.concatenate([pts[:, 2], ring_z, np.full(len(border), pts[:, 2].max() + 100)])
 
     # ---------------------------------------------------------------- control points
@@ -288,7 +286,6 @@ class FaceRig:
         ring_rest = self.ring_canonical @ self.rest_rotation.T + self.pivot
         f = self.ring_follow[:, None]
         ring_w = f * ring_moved + (1 - f) * ring_rest
-        face_w[:, :2] = self.outline.visible(face_w[:, :2])
         ring_w[:, :2] = self._keep_inside(self.ring_gaps.keep(face_w[:, :2], ring_w[:, :2]))
         face_w[:, :2] = self._keep_inside(face_w[:, :2])
         border = self.source_xy[N_MESH + self.n_ring:]
