@@ -1,7 +1,8 @@
-"""The head-turn pieces: head shell, fold softening, textured plate fill."""
+"""The head-turn pieces: head shell, visible outline, fold softening, textured plate fill, mirror layer."""
 import numpy as np
 
 from talkface.analysis import landmarks as lm
+from talkface.face.outline import Outline
 from talkface.face.shell import HeadShell
 from talkface.render.completion import reflected, textured_fill
 from talkface.render.silhouette import fold_mask, soften_folds
@@ -15,6 +16,18 @@ def test_shell_is_at_the_pivot_on_its_silhouette_and_in_front_inside():
     assert np.isclose(shell.axes[0], 59.5)   # pixel centres 40 ... 159
     z = shell.front_depth(np.array([[100.0, 100.0], [160.0, 100.0], [190.0, 100.0]]))
     assert np.isclose(z[0], 440.0) and np.isclose(z[1], 500.0) and np.isclose(z[2], 500.0)
+
+
+def test_outline_keeps_the_rest_pose_and_pulls_a_hidden_oval_point_out(face):
+    rest = face.rig.source_xy[:lm.N_MESH].astype(np.float64)
+    outline = Outline.build(rest, lm.FACE_OVAL)
+    assert np.allclose(outline.visible(rest), rest)
+    i = lm.FACE_OVAL[9]                         # a point on the jaw's side, moved inside the face
+    centre = rest[list(lm.FACE_OVAL)].mean(axis=0)
+    hidden = rest.copy()
+    hidden[i] = centre + 0.7 * (rest[i] - centre)
+    moved = outline.visible(hidden)
+    assert np.linalg.norm(moved[i] - centre) > 0.9 * np.linalg.norm(rest[i] - centre)
 
 
 def _warp(map_x):
