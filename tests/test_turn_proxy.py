@@ -1,4 +1,4 @@
-"""The head-turn pieces: head shell, visible outline, fold softening, textured plate fill."""
+"""The head-turn pieces: head shell, visible outline, fold softening, textured plate fill, mirror layer."""
 import numpy as np
 
 from talkface.analysis import landmarks as lm
@@ -59,3 +59,29 @@ def test_the_plate_fill_carries_the_background_texture():
     smooth = np.full_like(image, 120)
     out = textured_fill(known, image, ~known, smooth)
     assert out[:, 44:].std() > 5 * smooth[:, 44:].std() + 3
+
+
+def test_mirror_pairs_cross_the_face(face):
+    from talkface.render.mirror import mirror_pairs
+
+    pairs = mirror_pairs(face.rig.canonical)
+    assert pairs[lm.EYE_OUTER[0]] == lm.EYE_OUTER[1] and pairs[lm.EYE_OUTER[1]] == lm.EYE_OUTER[0]
+    x = face.rig.canonical[:lm.N_MESH, 0] - face.rig.canonical[:lm.N_MESH, 0].mean()
+    side = np.abs(x) > 20                         # off the middle, each point's mirror is across it
+    assert (np.sign(x[pairs[side]]) == -np.sign(x[side])).all()
+
+
+def test_mirror_completion_leaves_rest_alone_and_textures_a_turn(face):
+    from talkface.motion.generator import MotionFrame
+
+    r = face.renderer
+    rest = r.rig.targets(MotionFrame())
+    w, _ = r.mirror._weights(rest, r.mesh)
+    assert w.max(initial=0.0) < 0.02                  # nothing at rest: rest frames are the photo
+    turned = r.rig.targets(MotionFrame(yaw=30.0))
+    warp = r.mesh.warp(turned)
+    frame = r.plate.draw(warp)
+    before = frame.copy()
+    r.mirror.draw(frame, r.mesh, warp, turned)
+    w, _ = r.mirror._weights(turned, r.mesh)
+    assert (w > 0.02).any() == (frame != before).any()
