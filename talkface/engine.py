@@ -121,15 +121,16 @@ class Animator:
         self._rest_row: np.ndarray | None = None
 
     # ------------------------------------------------------------------ audio in
-    def push_audio(self, samples: np.ndarray) -> list[Frame]:
-        """Feed 16 kHz mono float32 samples; returns the frames they completed."""
+    def push_audio(self, samples: np.ndarray, render: bool = True) -> list[Frame]:
+        """Feed 16 kHz mono float32 samples; returns the frames they completed
+        (render=False: their timeline and motion advance, `image` stays None)."""
         t0 = time.perf_counter()
         samples = np.asarray(samples, np.float32).reshape(-1)
         self.samples_in += len(samples)
         feats = self.features.push(samples)
         self._add(feats, self.mouth.push(feats))
         self.times.audio += time.perf_counter() - t0
-        return self._emit(final=False)
+        return self._emit(final=False, render=render)
 
     def finish(self) -> list[Frame]:
         """End of audio: flush look-ahead and return the frames up to the audio's end."""
@@ -150,7 +151,7 @@ class Animator:
         t = frame_index / self.options.fps
         return max(0, int(round((t * SAMPLE_RATE - WINDOW / 2) / HOP)))
 
-    def _emit(self, final: bool) -> list[Frame]:
+    def _emit(self, final: bool, render: bool = True) -> list[Frame]:
         out = []
         limit = self.total_frames() if final else None
         while True:
@@ -165,7 +166,7 @@ class Animator:
                 mouth_row = np.zeros(4, np.float32)
             else:
                 mouth_row = self._frame_mouth(k, available)
-            out.append(self._make_frame(i, k, mouth_row))
+            out.append(self._make_frame(i, k, mouth_row, render=render))
             self.next_frame += 1
         self._trim()
         return out

@@ -330,12 +330,12 @@ class AvatarStream:
         return out
 
     # ------------------------------------------------------------------ the timeline (worker thread)
-    def _commit(self, x: np.ndarray, speech: bool) -> list:
+    def _commit(self, x: np.ndarray, speech: bool, render: bool = True) -> list:
         """Append samples to the animator's timeline (worker thread only) and the matching
         playback audio: the queued speech at audio_rate, or silence."""
         anim = self.animator
         before = anim.samples_in
-        frames = anim.push_audio(x) if len(x) else []
+        frames = anim.push_audio(x, render) if len(x) else []
         after = anim.samples_in
         need = self._play.missing(after)
         if need > 0:
@@ -398,12 +398,12 @@ class AvatarStream:
                     self._eos_at = None
                 queue_empty = len(self._q16) == 0
         if take is not None:
-            frames = self._commit_speech(take, need, utterance_done, queue_empty)
+            frames = self._commit_speech(take, need, utterance_done, queue_empty, render)
         elif pending and self._play.speech_after(start) and need > 0:
             # the tail of an utterance: its look-ahead is silence (otherwise only the tail's
             # look-ahead silence is pending; the next frames use it up, the lip-sync model keeps
             # its running state, unlike after an interrupt)
-            frames = self._commit(np.zeros(need, np.float32), speech=False)
+            frames = self._commit(np.zeros(need, np.float32), speech=False, render=render)
         else:
             frames = []
         if frames:
@@ -414,9 +414,10 @@ class AvatarStream:
         self._commit(np.zeros(0, np.float32), speech=False)  # pads playback audio for the silence
         return frame
 
-    def _commit_speech(self, take: np.ndarray, need: int, utterance_done: bool, queue_empty: bool) -> list:
+    def _commit_speech(self, take: np.ndarray, need: int, utterance_done: bool, queue_empty: bool,
+                       render: bool) -> list:
         anim = self.animator
-        frames = self._commit(take, speech=True)
+        frames = self._commit(take, speech=True, render=render)
         if utterance_done:
             self._play.segment_ends.append(anim.samples_in)
             with self._lock:
@@ -428,10 +429,10 @@ class AvatarStream:
         end = anim.sample_at(anim.next_frame + 1)
         ends = self._play.segment_ends
         if queue_empty and ends and ends[-1] == anim.samples_in:
-            return self._commit(np.zeros(short, np.float32), speech=False)  # utterance tail
+            return self._commit(np.zeros(short, np.float32), speech=False, render=render)  # utterance tail
         if anim.samples_in < end:
             self.stats["underruns"] += 1
-            return self._commit(np.zeros(end - anim.samples_in, np.float32), speech=False)
+            return self._commit(np.zeros(end - anim.samples_in, np.float32), speech=False, render=render)
         return frames
 
     def _picture(self, image: np.ndarray | None) -> tuple[np.ndarray, bytes | None, bool]:
