@@ -70,8 +70,8 @@ class RuleBasedReply(FrameProcessor):
             await self.push_frame(frame, direction)
 
 
-class FrameStamp(FrameProcessor):
-    """--stamp: each face frame's number as black/white cells in its bottom rows, and a trace."""
+class _FaceFrameTracer(FrameProcessor):
+    """--stamp: passes every frame on; `traced` sees each face frame with its talkface metadata."""
 
     def __init__(self, trace: list) -> None:
         super().__init__()
@@ -81,33 +81,35 @@ class FrameStamp(FrameProcessor):
         await super().process_frame(frame, direction)
         info = frame.metadata.get("talkface") if isinstance(frame, OutputImageRawFrame) else None
         if info is not None:
-            w, h = frame.size
-            rgb = np.frombuffer(frame.image, np.uint8).reshape(h, w, 3).copy()
-            cell = w // STAMP_BITS
-            for bit in range(STAMP_BITS):
-                rgb[h - STAMP_ROWS:, bit * cell:(bit + 1) * cell] = 255 if (info["index"] >> bit) & 1 else 0
-            frame.image = rgb.tobytes()
-            self.trace.append({**info, "emitted": time.time()})
+            self.traced(frame, info)
         await self.push_frame(frame, direction)
 
+    def traced(self, frame: OutputImageRawFrame, info: dict) -> None:
+        raise NotImplementedError
 
-class FrameReleased(FrameProcessor):
+
+class FrameStamp(_FaceFrameTracer):
+    """--stamp: each face frame's number as black/white cells in its bottom rows, and a trace."""
+
+    def traced(self, frame: OutputImageRawFrame, info: dict) -> None:
+        w, h = frame.size
+        rgb = np.frombuffer(frame.image, np.uint8).reshape(h, w, 3).copy()
+        cell = w // STAMP_BITS
+        for bit in range(STAMP_BITS):
+            rgb[h - STAMP_ROWS:, bit * cell:(bit + 1) * cell] = 255 if (info["index"] >> bit) & 1 else 0
+        frame.image = rgb.tobytes()
+        self.trace.append({**info, "emitted": time.time()})
+
+
+class FrameReleased(_FaceFrameTracer):
     """--stamp, after the output transport: when each picture left its queue for the video track
     (with `sync_with_audio`, the moment its own audio starts going out)."""
 
-    def __init__(self, trace: list) -> None:
-        super().__init__()
-        self.trace = trace
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        info = frame.metadata.get("talkface") if isinstance(frame, OutputImageRawFrame) else None
-        if info is not None:
-            for entry in reversed(self.trace[-50:]):
-                if entry["index"] == info["index"]:
-                    entry["released"] = time.time()
-                    break
-        await self.push_frame(frame, direction)
+    def traced(self, frame: OutputImageRawFrame, info: dict) -> None:
+        for entry in reversed(self.trace[-50:]):
+            if entry["index"] == info["index"]:
+                entry["released"] = time.time()
+                break
 
 
 class Bot:
