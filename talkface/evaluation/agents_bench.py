@@ -15,10 +15,13 @@ Prints and writes:
 - `av_offset_ms_*`: audio onset minus picture onset at the start of each answer (positive: the
   sound comes later), from the page's audio level every 5 ms.
 - `interrupt_video_ms_*` / `interrupt_audio_ms_*`: from the barge-in reaching the bot to the first
-  shown idle frame / to the sound going silent.
+  shown idle frame / to the sound going silent; `interrupt_bot_*`: the bot's share of that (the
+  first idle frame leaving the service and its output queue, the last cut speech audio going out).
 - `mouth_*`: the spread of the mouth box's luminance spread over speech frames and over idle frames.
 - `stage_*`: server -> bot, in the bot, waiting in the output transport's queue (behind the
   audio before it), from leaving that queue to the screen, and bot -> screen in all.
+- `browser_*`: the browser's own delays from its receivers' statistics (jitter buffers, decoding,
+  audio playout), averaged over the run.
 - `cpu_share_server` / `cpu_share_bot`: CPU seconds per second of one avatar's session
   (1.0 = one core), server (renderer) and bot (Pipecat, WebRTC encoding) separately.
 """
@@ -122,6 +125,29 @@ def stage_figures(shown: dict[int, dict]) -> dict:
             **_pct([x["shown"] - x["emitted"] for x in f], "stage_bot_to_screen_ms")}
 
 
+def browser_delay_figures(browser: dict) -> dict:
+    """The browser's own delays, averaged over the run from its receivers' cumulative counters
+    (getStats every second): per video frame, the jitter buffer, decoding and receive-to-render
+    processing; per audio sample, the jitter buffer and the playout (device) delay."""
+    stats = [s for s in browser.get("stats", []) if "video" in s and "audio" in s]
+    if len(stats) < 2:
+        return {}
+    first, last = stats[0], stats[-1]
+
+    def per(kind: str, total: str, count: str) -> float | None:
+        a, b = first.get(kind, {}), last.get(kind, {})
+        n = b.get(count, 0) - a.get(count, 0)
+        return round(1000.0 * (b[total] - a[total]) / n, 1) if total in b and total in a and n > 0 else None
+
+    return {"browser_video_jitter_ms": per("video", "jitterBufferDelay", "jitterBufferEmittedCount"),
+            "browser_video_target_ms": per("video", "jitterBufferTargetDelay", "jitterBufferEmittedCount"),
+            "browser_video_decode_ms": per("video", "totalDecodeTime", "framesDecoded"),
+            "browser_video_processing_ms": per("video", "totalProcessingDelay", "jitterBufferEmittedCount"),
+            "browser_audio_jitter_ms": per("audio", "jitterBufferDelay", "jitterBufferEmittedCount"),
+            "browser_audio_target_ms": per("audio", "jitterBufferTargetDelay", "jitterBufferEmittedCount"),
+            "browser_audio_playout_ms": per("playout", "totalPlayoutDelay", "totalSamplesCount")}
+
+
 def _levels(browser: dict) -> tuple[np.ndarray, np.ndarray]:
     levels = np.asarray(browser["levels"], float).reshape(-1, 2)
     return levels[:, 0] / 1000.0, levels[:, 1]
@@ -159,6 +185,23 @@ def interrupt_latencies(trace: dict, shown: dict[int, dict], browser: dict) -> t
     return video, audio
 
 
+def bot_interrupt_figures(trace: dict) -> dict:
+    """The bot's share of each barge-in: until the first idle frame left the bot (and left its
+    output transport for the video track), and until the last cut speech audio went to the audio
+    track (0 when none did). The rest of `interrupt_*_ms` is WebRTC and the browser."""
+    emitted, released, cut = [], [], []
+    for at, out in zip(trace["interrupts"], trace.get("speech_out", [])):
+        idle = next((f for f in trace["frames"] if f["emitted"] > at and not f["speech"]), None)
+        if idle is None:
+            continue
+        emitted.append(idle["emitted"] - at)
+        if "released" in idle:
+            released.append(idle["released"] - at)
+        cut.append(max(0.0, out - at) if out else 0.0)
+    return {**_pct(emitted, "interrupt_bot_idle_emitted_ms"), **_pct(released, "interrupt_bot_idle_released_ms"),
+            **_pct(cut, "interrupt_bot_speech_out_ms")}
+
+
 def mouth_figures(shown: dict[int, dict]) -> dict:
     """How much the mouth box changes over speech frames and over idle frames (luminance spread)."""
     spread = {True: [], False: []}
@@ -179,8 +222,9 @@ def analyse(trace: dict, browser: dict) -> dict:
         return {"frames_shown": len(shown)}
     video, audio = interrupt_latencies(trace, shown, browser)
     return {**latency_figures(trace, shown), **rate_figures(trace, shown), **_pct(av_offsets(trace, shown, browser), "av_offset_ms"),
-            **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **mouth_figures(shown),
-            **stage_figures(shown),
+            **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **bot_interrupt_figures(trace),
+            **mouth_figures(shown),
+            **stage_figures(shown), **browser_delay_figures(browser),
             "nominal_fps": trace["fps"]}
 
 
