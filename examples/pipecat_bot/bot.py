@@ -53,7 +53,7 @@ VIDEO_POLL_HZ = 100
 # --stock-tracks: aiortc stamps video 1/30 s apart whatever the real rate, so the transport then draws at 30 fps
 STOCK_VIDEO_FPS = 30
 # the output transport hands audio to the WebRTC track this many 10 ms at a time and, on a barge-in,
-# still plays the chunk it holds: 1 (Pipecat's default is 4) lets at most 10 ms of cut speech out
+# finishes handing over the chunk it holds: 1 (Pipecat's default is 4) lets at most 10 ms of cut speech out
 AUDIO_OUT_10MS_CHUNKS = 1
 CUT_SPEECH_WINDOW_S = 1.0   # --stamp: speech audio going out this soon after a barge-in counts as cut speech
 
