@@ -24,11 +24,14 @@ Prints and writes:
   audio playout), averaged over the run.
 - `cpu_share_server` / `cpu_share_bot`: CPU seconds per second of one avatar's session
   (1.0 = one core), server (renderer) and bot (Pipecat, WebRTC encoding) separately.
+- `load_average_start` / `_end`, `cores`: the machine's 1-minute load around the run; with other
+  jobs running the browser's jitter buffers grow and the figures are not talkface's own.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -234,13 +237,18 @@ def run(seconds: float, bot_flags: tuple[str, ...] = ()) -> dict:
     with pipecat_stack(bot_flags=bot_flags) as stack, tempfile.TemporaryDirectory(prefix="talkface-agents-") as tmp:
         with browser_on(stack, Path(tmp)) as browser:
             cpu0 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            load0 = os.getloadavg()[0]
             conversation(browser, seconds)
             cpu1 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            load1 = os.getloadavg()[0]
             collected = browser.collected()
         result = analyse(bot_trace(stack), collected)
     wall = cpu1[2] - cpu0[2]
     return {**result, "seconds": round(wall, 1), "cpu_share_server": round((cpu1[0] - cpu0[0]) / wall, 3),
-            "cpu_share_bot": round((cpu1[1] - cpu0[1]) / wall, 3)}
+            "cpu_share_bot": round((cpu1[1] - cpu0[1]) / wall, 3),
+            # other jobs on the machine starve the WebRTC encoder and Chromium: the figures are only
+            # talkface's own when the load stays well under the core count
+            "load_average_start": round(load0, 2), "load_average_end": round(load1, 2), "cores": os.cpu_count()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,8 +265,16 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"agents_bench: error: {reason}", file=sys.stderr)
         return 2
+    if not args.minutes > 0:
+        p.error(f"--minutes must be above 0, not {args.minutes:g}")
+    if args.json and not args.json.parent.is_dir():
+        p.error(f"--json: no such directory: {args.json.parent}")
     flags = ("--live-images",) * args.live_images + ("--stock-tracks",) * args.stock_tracks
-    result = run(args.minutes * 60.0, flags)
+    try:
+        result = run(args.minutes * 60.0, flags)
+    except RuntimeError as exc:   # the server or the bot did not start, or WebRTC did not connect
+        print(f"agents_bench: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
