@@ -60,10 +60,10 @@ class TimedAudioTrack(RawAudioTrack):
         self._waiting: deque = deque()   # (chunks taken at which the write may return, its future)
         self._added = self._taken = 0
 
-    @property
-    def queued_s(self) -> float:
-        """Seconds of audio queued and not yet taken by the sender."""
-        return len(self._chunk_queue) / 100.0
+    def drained_at(self) -> float:
+        """Unix time at which the sender will have taken all audio queued so far (its next 10 ms
+        is taken on the track's clock, then one per 10 ms)."""
+        return max(time.time(), self._start + self._timestamp / self._sample_rate) + len(self._chunk_queue) / 100.0
 
     def add_audio_bytes(self, audio_bytes: bytes) -> asyncio.Future:
         if len(audio_bytes) % self._bytes_per_10ms != 0:
@@ -182,7 +182,7 @@ class TimedOutputTransport(SmallWebRTCOutputTransport):
         audio, video = self._client._audio_output_track, self._client._video_output_track
         if (isinstance(frame, OutputImageRawFrame) and frame.sync_with_audio and isinstance(audio, TimedAudioTrack)
                 and isinstance(video, TimedVideoTrack)):
-            video.plays_at(frame, time.time() + audio.queued_s)
+            video.plays_at(frame, audio.drained_at())
         await super().push_frame(frame, direction)
 
 
