@@ -40,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 SILENT_RMS = 0.01          # the page's audio level below which the voice counts as silent
-SILENCE_HOLD_S = 0.5       # the voice is silent once it stays silent this long (0.1 s took pauses between words for the cut when the browser delayed the sound by 0.5-1 s)
+# the voice is cut once it stays silent this long (at 0.1 s a pause between words counted, when the
+# browser delayed the sound by 0.5-1 s)
+SILENCE_HOLD_S = 0.5
 ONSET_QUIET_S = 0.3        # an answer's audio onset is only measured after this much silence
 SENTENCES = (
     "Hello there, how are you today?",
