@@ -3,12 +3,14 @@ in its own venv .venv-pipecat, made by `make pipecat-env`) and Debian's headless
 receiving the face over WebRTC on this machine. Skipped, with the reason, where the agent venv,
 chromium or playwright is missing.
 
-One scripted conversation (three answers, one barge-in) feeds two tests: what must hold
+One scripted conversation (three answers, one barge-in) feeds all tests: what must hold
 however busy the machine is (frames and their order, the mouth, the barge-in at the bot), and
 the browser-side timing the issue asks for (frame rate, audio/video offset, barge-in within
 100 ms), which is only meaningful when the machine keeps up with real time: when the bot itself
 ran more than two frames late, or the load average exceeds 1.5 per core (other jobs starve the
-WebRTC encoder and Chromium), that test is skipped with the measured figures as the reason.
+WebRTC encoder and Chromium), those tests are skipped with the measured figures as the reason.
+The browser barge-in stays an expected failure: the browser's own audio delay uses most of the
+100 ms (its reason gives the breakdown).
 """
 import os
 import time
@@ -23,6 +25,7 @@ pytestmark = pytest.mark.browser
 BARGE_IN_MS = 100.0   # the issue's goal: barge-in to a silent, idle face in the browser
 MOUTH_RATIO = 1.3  # mouth-box variation over speech frames vs idle frames (see below)
 OVERLOAD = 1.5     # load average per core past which the browser-side timing is not asserted
+CUT_SPEECH_MS = 40.0  # cut speech audio leaving the bot after a barge-in: a 10 ms chunk and the pipeline's hops
 
 
 def _talk(browser) -> None:
@@ -87,11 +90,8 @@ def test_barge_in_stops_speech_at_the_bot(session):
     assert not any(f["speech"] for f in after[first_idle:]), "speech came back after the barge-in"
 
 
-@pytest.mark.xfail(strict=False, reason="the issue's browser goals are not met yet: on a quiet machine the sound "
-                   "trails its picture by 56-96 ms (goal one frame, 40 ms) and barge-in takes 87-218 ms (goal 100 ms); "
-                   "see docs/measurements.md")
-def test_browser_timing(session):
-    trace, _collected, figures = session
+def _keeps_real_time(trace: dict, figures: dict) -> None:
+    """Skip the browser timing when the machine did not keep up with real time (see the module doc)."""
     period_ms = 1000.0 / trace["fps"]
     late = max(figures["stage_server_to_bot_ms_p95"], figures["stage_in_bot_ms_p95"])
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
@@ -100,7 +100,29 @@ def test_browser_timing(session):
                     f"ran {late:.0f} ms late at p95); browser figures: fps {figures['fps']}, A/V offset p50 "
                     f"{figures['av_offset_ms_p50']} ms, barge-in {figures['interrupt_video_ms_p50']} ms (video) / "
                     f"{figures['interrupt_audio_ms_p50']} ms (audio)")
+
+
+def test_browser_frame_rate_and_lip_sync(session):
+    trace, _collected, figures = session
+    _keeps_real_time(trace, figures)
     assert figures["fps"] >= 0.8 * trace["fps"], figures
-    assert figures["av_offset_ms_n"] >= 2 and abs(figures["av_offset_ms_p50"]) <= period_ms, figures
+    assert figures["av_offset_ms_n"] >= 2 and abs(figures["av_offset_ms_p50"]) <= 1000.0 / trace["fps"], figures
+
+
+def test_barge_in_cuts_speech_audio_at_the_bot(session):
+    """After a barge-in the output transport lets at most one 10 ms chunk of the cut speech out
+    (bot.py AUDIO_OUT_10MS_CHUNKS), plus the time the interruption takes through the pipeline."""
+    trace, _collected, figures = session
+    assert figures["interrupt_bot_speech_out_ms_n"] >= 1, figures
+    assert figures["interrupt_bot_speech_out_ms_p50"] <= CUT_SPEECH_MS, figures
+
+
+@pytest.mark.xfail(strict=False, reason="the issue's 100 ms is not met: the browser alone holds audio about 70 ms "
+                   "(jitter buffer about 40 ms, playout 30 ms) and delays the video to match it, the first idle frame "
+                   "leaves talkface serve up to two frames after the interrupt (40-60 ms), and Opus packets are 20 ms; "
+                   "see the agents_bench interrupt_bot_* and browser_* figures")
+def test_browser_barge_in(session):
+    trace, _collected, figures = session
+    _keeps_real_time(trace, figures)
     assert figures["interrupt_video_ms_p50"] <= BARGE_IN_MS, figures
     assert figures["interrupt_audio_ms_p50"] <= BARGE_IN_MS, figures

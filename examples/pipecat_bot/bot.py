@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import web
-from pipecat.frames.frames import Frame, InterruptionFrame, OutputImageRawFrame, TranscriptionFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    Frame,
+    InterruptionFrame,
+    OutputImageRawFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -45,6 +52,10 @@ STAMP_ROWS = 12           # pixel rows of the stamp
 VIDEO_POLL_HZ = 100
 # --stock-tracks: aiortc stamps video 1/30 s apart whatever the real rate, so the transport then draws at 30 fps
 STOCK_VIDEO_FPS = 30
+# the output transport hands audio to the WebRTC track this many 10 ms at a time and, on a barge-in,
+# finishes handing over the chunk it holds: 1 (Pipecat's default is 4) lets at most 10 ms of cut speech out
+AUDIO_OUT_10MS_CHUNKS = 1
+CUT_SPEECH_WINDOW_S = 1.0   # --stamp: speech audio going out this soon after a barge-in counts as cut speech
 
 
 def reply_to(text: str) -> str:
@@ -103,7 +114,18 @@ class FrameStamp(_FaceFrameTracer):
 
 class FrameReleased(_FaceFrameTracer):
     """--stamp, after the output transport: when each picture left its queue for the video track
-    (with `sync_with_audio`, the moment its own audio starts going out)."""
+    (with `sync_with_audio`, the moment its own audio starts going out), and after each barge-in
+    the last moment speech audio went to the audio track (`speech_out`: Unix s per interrupt)."""
+
+    def __init__(self, trace: list, interrupts: list[float], speech_out: dict[int, float]) -> None:
+        super().__init__(trace)
+        self.interrupts, self.speech_out = interrupts, speech_out
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, TTSAudioRawFrame) and self.interrupts:
+            if time.time() - self.interrupts[-1] < CUT_SPEECH_WINDOW_S:
+                self.speech_out[len(self.interrupts) - 1] = time.time()
+        await super().process_frame(frame, direction)
 
     def traced(self, frame: OutputImageRawFrame, info: dict) -> None:
         for entry in reversed(self.trace[-50:]):
@@ -121,6 +143,7 @@ class Bot:
         self.runner_task: asyncio.Task | None = None
         self.trace: list = []
         self.interrupts: list[float] = []
+        self.speech_out: dict[int, float] = {}   # interrupt's number -> when its last cut speech audio went out
         self.size, self.fps = 512, 25.0
 
     async def probe(self) -> None:
@@ -131,8 +154,8 @@ class Bot:
     async def start(self, connection: SmallWebRTCConnection) -> None:
         await self.stop()
         params = TransportParams(audio_in_enabled=False, audio_out_enabled=True, audio_out_sample_rate=AUDIO_RATE,
-                                 video_out_enabled=True, video_out_is_live=not self.sync, video_out_width=self.size,
-                                 video_out_height=self.size,
+                                 audio_out_10ms_chunks=AUDIO_OUT_10MS_CHUNKS, video_out_enabled=True,
+                                 video_out_is_live=not self.sync, video_out_width=self.size, video_out_height=self.size,
                                  video_out_framerate=round(self.fps) if not self.sync else
                                  VIDEO_POLL_HZ if self.timed else STOCK_VIDEO_FPS)
         # SmallWebRTCTransport with true RTP timestamps, so the browser's lip sync lines sound and picture up
@@ -141,8 +164,9 @@ class Bot:
                   TalkfaceVideoService(self.talkface_url, sync_with_audio=self.sync)]
         self.trace.clear()
         self.interrupts.clear()
+        self.speech_out.clear()
         stages += [FrameStamp(self.trace)] if self.stamp else []
-        tail = [FrameReleased(self.trace)] if self.stamp else []
+        tail = [FrameReleased(self.trace, self.interrupts, self.speech_out)] if self.stamp else []
         worker = PipelineWorker(Pipeline(stages + [transport.output()] + tail),
                                 params=PipelineParams(audio_out_sample_rate=AUDIO_RATE), idle_timeout_secs=None,
                                 enable_rtvi=False)
@@ -204,7 +228,8 @@ def make_app(bot: Bot) -> web.Application:
         return web.json_response({"ok": True, "at": time.time()})
 
     async def trace(_request):
-        return web.Response(text=json.dumps({"frames": bot.trace, "interrupts": bot.interrupts, "fps": bot.fps,
+        return web.Response(text=json.dumps({"frames": bot.trace, "interrupts": bot.interrupts,
+                                             "speech_out": [bot.speech_out.get(i) for i in range(len(bot.interrupts))], "fps": bot.fps,
                                              "size": bot.size, "stamp_bits": STAMP_BITS, "stamp_rows": STAMP_ROWS}),
                             content_type="application/json")
 

@@ -15,17 +15,23 @@ Prints and writes:
 - `av_offset_ms_*`: audio onset minus picture onset at the start of each answer (positive: the
   sound comes later), from the page's audio level every 5 ms.
 - `interrupt_video_ms_*` / `interrupt_audio_ms_*`: from the barge-in reaching the bot to the first
-  shown idle frame / to the sound going silent.
+  shown idle frame / to the sound going silent; `interrupt_bot_*`: the bot's share of that (the
+  first idle frame leaving the service and its output queue, the last cut speech audio going out).
 - `mouth_*`: the spread of the mouth box's luminance spread over speech frames and over idle frames.
 - `stage_*`: server -> bot, in the bot, waiting in the output transport's queue (behind the
   audio before it), from leaving that queue to the screen, and bot -> screen in all.
+- `browser_*`: the browser's own delays from its receivers' statistics (jitter buffers, decoding,
+  audio playout), averaged over the run.
 - `cpu_share_server` / `cpu_share_bot`: CPU seconds per second of one avatar's session
   (1.0 = one core), server (renderer) and bot (Pipecat, WebRTC encoding) separately.
+- `load_average_start` / `_end`, `cores`: the machine's 1-minute load around the run; with other
+  jobs running the browser's jitter buffers grow and the figures are not talkface's own.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +40,9 @@ from pathlib import Path
 import numpy as np
 
 SILENT_RMS = 0.01          # the page's audio level below which the voice counts as silent
-SILENCE_HOLD_S = 0.1       # the voice is silent once it stays silent this long
+# the voice is cut once it stays silent this long (at 0.1 s a pause between words counted, when the
+# browser delayed the sound by 0.5-1 s)
+SILENCE_HOLD_S = 0.5
 ONSET_QUIET_S = 0.3        # an answer's audio onset is only measured after this much silence
 SENTENCES = (
     "Hello there, how are you today?",
@@ -122,6 +130,29 @@ def stage_figures(shown: dict[int, dict]) -> dict:
             **_pct([x["shown"] - x["emitted"] for x in f], "stage_bot_to_screen_ms")}
 
 
+def browser_delay_figures(browser: dict) -> dict:
+    """The browser's own delays, averaged over the run from its receivers' cumulative counters
+    (getStats every second): per video frame, the jitter buffer, decoding and receive-to-render
+    processing; per audio sample, the jitter buffer and the playout (device) delay."""
+    stats = [s for s in browser.get("stats", []) if "video" in s and "audio" in s]
+    if len(stats) < 2:
+        return {}
+    first, last = stats[0], stats[-1]
+
+    def per(kind: str, total: str, count: str) -> float | None:
+        a, b = first.get(kind, {}), last.get(kind, {})
+        n = b.get(count, 0) - a.get(count, 0)
+        return round(1000.0 * (b[total] - a[total]) / n, 1) if total in b and total in a and n > 0 else None
+
+    return {"browser_video_jitter_ms": per("video", "jitterBufferDelay", "jitterBufferEmittedCount"),
+            "browser_video_target_ms": per("video", "jitterBufferTargetDelay", "jitterBufferEmittedCount"),
+            "browser_video_decode_ms": per("video", "totalDecodeTime", "framesDecoded"),
+            "browser_video_processing_ms": per("video", "totalProcessingDelay", "jitterBufferEmittedCount"),
+            "browser_audio_jitter_ms": per("audio", "jitterBufferDelay", "jitterBufferEmittedCount"),
+            "browser_audio_target_ms": per("audio", "jitterBufferTargetDelay", "jitterBufferEmittedCount"),
+            "browser_audio_playout_ms": per("playout", "totalPlayoutDelay", "totalSamplesCount")}
+
+
 def _levels(browser: dict) -> tuple[np.ndarray, np.ndarray]:
     levels = np.asarray(browser["levels"], float).reshape(-1, 2)
     return levels[:, 0] / 1000.0, levels[:, 1]
@@ -159,6 +190,23 @@ def interrupt_latencies(trace: dict, shown: dict[int, dict], browser: dict) -> t
     return video, audio
 
 
+def bot_interrupt_figures(trace: dict) -> dict:
+    """The bot's share of each barge-in: until the first idle frame left the bot (and left its
+    output transport for the video track), and until the last cut speech audio went to the audio
+    track (0 when none did). The rest of `interrupt_*_ms` is WebRTC and the browser."""
+    emitted, released, cut = [], [], []
+    for at, out in zip(trace["interrupts"], trace.get("speech_out", [])):
+        idle = next((f for f in trace["frames"] if f["emitted"] > at and not f["speech"]), None)
+        if idle is None:
+            continue
+        emitted.append(idle["emitted"] - at)
+        if "released" in idle:
+            released.append(idle["released"] - at)
+        cut.append(max(0.0, out - at) if out else 0.0)
+    return {**_pct(emitted, "interrupt_bot_idle_emitted_ms"), **_pct(released, "interrupt_bot_idle_released_ms"),
+            **_pct(cut, "interrupt_bot_speech_out_ms")}
+
+
 def mouth_figures(shown: dict[int, dict]) -> dict:
     """How much the mouth box changes over speech frames and over idle frames (luminance spread)."""
     spread = {True: [], False: []}
@@ -179,8 +227,9 @@ def analyse(trace: dict, browser: dict) -> dict:
         return {"frames_shown": len(shown)}
     video, audio = interrupt_latencies(trace, shown, browser)
     return {**latency_figures(trace, shown), **rate_figures(trace, shown), **_pct(av_offsets(trace, shown, browser), "av_offset_ms"),
-            **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **mouth_figures(shown),
-            **stage_figures(shown),
+            **_pct(video, "interrupt_video_ms"), **_pct(audio, "interrupt_audio_ms"), **bot_interrupt_figures(trace),
+            **mouth_figures(shown),
+            **stage_figures(shown), **browser_delay_figures(browser),
             "nominal_fps": trace["fps"]}
 
 
@@ -190,13 +239,18 @@ def run(seconds: float, bot_flags: tuple[str, ...] = ()) -> dict:
     with pipecat_stack(bot_flags=bot_flags) as stack, tempfile.TemporaryDirectory(prefix="talkface-agents-") as tmp:
         with browser_on(stack, Path(tmp)) as browser:
             cpu0 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            load0 = os.getloadavg()[0]
             conversation(browser, seconds)
             cpu1 = cpu_seconds(stack.server_pid), cpu_seconds(stack.bot_pid), time.monotonic()
+            load1 = os.getloadavg()[0]
             collected = browser.collected()
         result = analyse(bot_trace(stack), collected)
     wall = cpu1[2] - cpu0[2]
     return {**result, "seconds": round(wall, 1), "cpu_share_server": round((cpu1[0] - cpu0[0]) / wall, 3),
-            "cpu_share_bot": round((cpu1[1] - cpu0[1]) / wall, 3)}
+            "cpu_share_bot": round((cpu1[1] - cpu0[1]) / wall, 3),
+            # other jobs on the machine starve the WebRTC encoder and Chromium: the figures are only
+            # talkface's own when the load stays well under the core count
+            "load_average_start": round(load0, 2), "load_average_end": round(load1, 2), "cores": os.cpu_count()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,8 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"agents_bench: error: {reason}", file=sys.stderr)
         return 2
+    if not args.minutes > 0:
+        p.error(f"--minutes must be above 0, not {args.minutes:g}")
+    if args.json and not args.json.parent.is_dir():
+        p.error(f"--json: no such directory: {args.json.parent}")
     flags = ("--live-images",) * args.live_images + ("--stock-tracks",) * args.stock_tracks
-    result = run(args.minutes * 60.0, flags)
+    try:
+        result = run(args.minutes * 60.0, flags)
+    except RuntimeError as exc:   # the server or the bot did not start, or WebRTC did not connect
+        print(f"agents_bench: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -151,7 +151,8 @@ class Browser:
         self.page.evaluate("talkface.interrupt()")
 
     def collected(self) -> dict:
-        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels, says: talkface.says})")
+        return self.page.evaluate("({frames: talkface.frames, levels: talkface.levels, says: talkface.says, "
+                                  "stats: talkface.stats})")
 
 
 @contextlib.contextmanager

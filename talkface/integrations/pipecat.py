@@ -42,6 +42,7 @@ from pipecat.frames.frames import (
     TTSStoppedFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
 from talkface.integrations.client import LiveClient, LiveFrame
@@ -49,7 +50,11 @@ from talkface.integrations.client import LiveClient, LiveFrame
 PIPECAT_VERSION = "1.14.0"   # the release this module is written and tested against
 TTS_CHUNK_S = 0.1            # EspeakTTSService hands its speech on in chunks this long, as a streaming TTS does
 TTS_STOP_AFTER_S = 0.3       # TTSStoppedFrame after this long without more text (Pipecat's default is 3 s)
-MAX_BACKLOG_S = 0.15         # emitted audio not yet played past this: idle frames are skipped to catch up
+# emitted audio not yet played past this many frame periods: idle frames are skipped to catch up. In
+# steady state a frame arrives while at most the previous one's audio is still going out (one period);
+# more is a backlog left by a stall (the transport filled the gap with silence, then the server's catch-up
+# burst queued behind it), which delays every later picture and sound until idle frames are skipped.
+MAX_BACKLOG_PERIODS = 1.25
 # after an interrupt, speech frames are the old utterance's (rendered before the server saw the interrupt)
 # until an idle frame comes, or, once the next answer's audio has been sent, until this many frame periods
 # have passed: the next answer can start straight away, with no idle frame in between
@@ -161,10 +166,10 @@ class TalkfaceVideoService(FrameProcessor):
 
     def _keeps_up(self, live: LiveFrame) -> bool:
         """Account for this frame's audio; False for an idle frame while the emitted audio runs more
-        than MAX_BACKLOG_S ahead of real time (after a stall the server sends a burst): skipping
-        idle frames, never speech, brings the face back to live."""
+        than MAX_BACKLOG_PERIODS ahead of real time (after a stall the server sends a burst):
+        skipping idle frames, never speech, brings the face back to live."""
         now = time.monotonic()
-        if not live.speech and self._played_until - now > MAX_BACKLOG_S:
+        if not live.speech and self._played_until - now > MAX_BACKLOG_PERIODS / self._client.ready.fps:
             return False
         self._played_until = max(self._played_until, now) + len(live.audio) / live.audio_rate
         return True
@@ -205,11 +210,13 @@ class TalkfaceVideoService(FrameProcessor):
 
 class EspeakTTSService(TTSService):
     """Pipecat TTS with talkface's offline espeak-ng voices (talkface.analysis.speech): no key, no
-    network. Robotic, but real speech; `voice` is an espeak-ng voice name ("en", "en-us", "de", ...)."""
+    network. Robotic, but real speech; `voice` is an espeak-ng voice name ("en", "en-us", "de", ...),
+    also settable at run time (`TTSUpdateSettingsFrame`); the voice fixes the language, there is no model."""
 
     def __init__(self, *, voice: str = "en", **kwargs) -> None:
-        super().__init__(push_start_frame=True, push_stop_frames=True, stop_frame_timeout_s=TTS_STOP_AFTER_S, **kwargs)
-        self._voice = voice
+        # every settings field given (None where unsupported): Pipecat logs an error for any left unset
+        super().__init__(push_start_frame=True, push_stop_frames=True, stop_frame_timeout_s=TTS_STOP_AFTER_S,
+                         settings=TTSSettings(model=None, voice=voice, language=None), **kwargs)
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -218,7 +225,7 @@ class EspeakTTSService(TTSService):
         from talkface.analysis.speech import SpeechError, speak
 
         try:
-            spoken = await asyncio.to_thread(speak, text, self._voice)
+            spoken = await asyncio.to_thread(speak, text, self._settings.voice)
         except SpeechError as exc:
             yield ErrorFrame(error=f"espeak-ng: {exc}")
             return
