@@ -195,7 +195,7 @@ ROUNDING_SENTENCES = {"en": ("Who would go to the moon? She will see it soon.",
 def test_rig_rounds_rounded_vowels_more_than_spread_ones(model):
     """In mixed speech (en, de, fr), the rig's lip_round (what the render gets: the rounding head
     through its quantile map, plus the predicted narrowing) is larger on /u o w y/ than on /i e/:
-    0.43 against 0.15. Before the map it was 0.22 against 0.13: every mouth a little rounded, no
+    0.42 against 0.15. Before the map it was 0.22 against 0.13: every mouth a little rounded, no
     rounded vowel visibly so. Single sentences vary (English alone: 0.31 against 0.27)."""
     from talkface.analysis.audio import frame_time
 

@@ -110,6 +110,7 @@ RIDGE_REACH = 2                    # frames beyond the offsets that the mean and
 GATE_DB = (1.0, 4.0)               # the linear branch fades in between these levels over the noise floor
 GATE_OPEN = (0.02, 0.06)           # ... and between these MLP openings (IOD)
 PRESS_GAIN = 2.0                   # press output -> rig lip_press (see Calibration)
+ROUND_WHEN_SHUT = 0.75             # most rig lip_round that pressed lips stay shut at (built-in portrait: 0.8 parts them)
 
 
 def ridge_inputs(buf: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -195,8 +196,9 @@ class Calibration:
             opening = np.interp(opening, self.q_pred, self.q_real)
         opening = np.maximum(opening, 0.0) * self.gain
         jaw = np.interp(opening, self.jaw_open, self.jaw)
-        if self.shut is not None:
-            jaw = jaw * (1.0 - np.clip((y[:, 3] - self.shut[0]) / (self.shut[1] - self.shut[0]), 0.0, 1.0))
+        shut = np.zeros(len(y)) if self.shut is None else \
+            np.clip((y[:, 3] - self.shut[0]) / (self.shut[1] - self.shut[0]), 0.0, 1.0)
+        jaw = jaw * (1.0 - shut)
         dw = y[:, 1] * self.gain
         # a wider mouth than at rest: spread the lips; narrower: round them (below)
         spread = np.interp(np.maximum(dw, 0.0), self.spread_width, self.spread)
@@ -204,6 +206,9 @@ class Calibration:
         # a narrower mouth than at rest (width learned from real faces) renders as the rounding
         # the render sweep measured for that narrowing; it used to be dropped
         rnd = np.clip(rnd + np.interp(np.maximum(-dw, 0.0), -self.round_width, self.round), 0.0, 1.0)
+        # strong rounding parts the lips (the "oo" hole), pressed or not: where a closure shuts the
+        # jaw, rounding stays below that, so a bilabial still closes
+        rnd = np.minimum(rnd, 1.0 - shut * (1.0 - ROUND_WHEN_SHUT))
         # the press output is small (about 0.15-0.2 on m, b, p): scaled up, it presses the lips
         # together where the jaw is nearly closed
         press = np.clip(y[:, 3] * PRESS_GAIN, 0.0, 1.0) * np.clip(1.0 - 4.0 * jaw, 0.0, 1.0)
