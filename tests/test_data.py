@@ -115,3 +115,31 @@ def test_real_grid_clip(tmp_path):
     assert meta["av_r"] > 0.2
     c = PreparedCache(tmp_path).load("video_m_grid-swwp2s_21")
     assert np.isfinite(c.pose).all() and np.abs(c.pose[:, 0]).max() < 30
+
+
+def test_eval_lipsync_render_skips_clips_without_usable_frames_to_render(prepared, tmp_path):
+    """A clip whose rendered span (its first seconds) was all rejected is scored without the
+    render and says why; a clip with no usable frame at all is skipped with a reason."""
+    import shutil
+
+    from talkface.evaluation.lipsync_eval import evaluate_cache
+
+    out, _ = prepared
+    cache = tmp_path / "cache"
+    shutil.copytree(out, cache)
+    index = json.loads((cache / "index.json").read_text())
+    with np.load(cache / "rendered_speaker.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    late = arrays["usable"] & (arrays["times"] > 2.0)
+    np.savez(cache / "late_start.npz", **{**arrays, "usable": late})
+    np.savez(cache / "all_rejected.npz", **{**arrays, "usable": np.zeros_like(arrays["usable"])})
+    meta = index["clips"].pop("rendered_speaker")
+    index["clips"] = {name: {**meta, "clip": name, "file": f"{name}.npz"} for name in ("late_start", "all_rejected")}
+    (cache / "index.json").write_text(json.dumps(index))
+    logs = []
+    result = evaluate_cache(str(cache), render=True, render_seconds=1.5, log=logs.append)
+    assert [r["name"] for r in result["clips"]] == ["late_start"]
+    row = result["clips"][0]
+    assert np.isfinite(row["r_open"]) and np.isnan(row["rendered_r_open"])
+    assert any(s.startswith("late_start: not rendered (only 0 usable frames in its first 1.5 s") for s in logs)
+    assert any(s.startswith("all_rejected: skipped") for s in logs)

@@ -171,9 +171,9 @@ def test_bilabials_close_the_lips(model, voice, text):
     assert np.mean(closed) < 0.5 * np.mean(opened)
 
 
-@pytest.mark.xfail(strict=False, reason="regression of the TCN retrained at 600 steps (round 0.148 vs spread 0.150; a rounding head refitted on "
-                   "the frozen network gives 0.146 vs 0.120 at best: its features hardly carry rounding): "
-                   "rounding is learned from the synthetic clips only and needs a longer run; see notes/data.md")
+@pytest.mark.xfail(strict=False, reason="in a sentence of one vowel colour the network's rounding hardly differs (rig "
+                   "lip_round 0.14 on /u:/ sentences vs 0.15 on /i:/, with the rounding map): its features carry rounding "
+                   "weakly and fire on labials (w, m, b); needs a network trained for it (see notes/lips.md)")
 def test_rounded_vowels_round_and_spread_vowels_spread(model):
     out = {}
     for key, text in (("round", "Who knew you do too, woo, soon, moon."), ("spread", "See me eat cheese, tea, key, sit.")):
@@ -183,6 +183,34 @@ def test_rounded_vowels_round_and_spread_vowels_spread(model):
         out[key] = speaking[:, 1:3].mean(axis=0)   # (lip_spread, lip_round)
     assert out["round"][1] > out["spread"][1] + 0.05
     assert out["spread"][0] > out["round"][0] + 0.05
+
+
+ROUNDING_SENTENCES = {"en": ("Who would go to the moon? She will see it soon.",
+                             "Two blue shoes, three green keys, and a cool new boat.",
+                             "We should eat the food at noon, not too sweet."),
+                      "de": ("Die Kuh und der Hund sind gut, aber die Biene ist klein.", "Guten Morgen, wie geht es dir heute?"),
+                      "fr": ("Où sont les roues du bateau bleu? Ici, il y a du vin.",)}
+
+
+def test_rig_rounds_rounded_vowels_more_than_spread_ones(model):
+    """In mixed speech (en, de, fr), the rig's lip_round (what the render gets: the rounding head
+    through its quantile map, plus the predicted narrowing) is larger on /u o w y/ than on /i e/:
+    0.42 against 0.15. Before the map it was 0.22 against 0.13: every mouth a little rounded, no
+    rounded vowel visibly so. Single sentences vary (English alone: 0.31 against 0.27)."""
+    from talkface.analysis.audio import frame_time
+
+    means = {"round": [], "spread": []}
+    for voice, texts in ROUNDING_SENTENCES.items():
+        for text in texts:
+            audio, phonemes, _ = _spoken(text, voice)
+            rows = predict_track(model, extract_features(audio))
+            t = frame_time(np.arange(len(rows)))
+            for p in phonemes:
+                kind = "round" if p.phoneme[:1] in "uoOUyYw" else "spread" if p.phoneme[:1] in "iIeE" else None
+                span = rows[(t >= p.start) & (t <= p.end), 2]
+                if kind and len(span):
+                    means[kind].append(span.mean())
+    assert np.mean(means["round"]) > np.mean(means["spread"]) + 0.15
 
 
 def test_sung_long_vowel_holds_the_mouth_open(model):
@@ -315,3 +343,21 @@ def test_a_closure_shorter_than_a_frame_is_shown_shut_and_no_row_falls_between_f
     assert frame_row(rows)[0] == pytest.approx(0.3)
     rows[2] = (0.0, 0.0, 0.0, 1.0)     # one 10 ms row with the lips shut (a short /p/)
     assert frame_row(rows)[0] < SHUT_JAW and frame_row(rows)[3] == 1.0
+
+
+def test_rounding_map_takes_the_hedged_head_to_the_labels_distribution(model):
+    """The rounding map (`talkface train lipsync --round-map-only`) on a few synthetic clips: rising,
+    and the head's output mapped through it is spread like the rounding labels, not hedged."""
+    from talkface.training.lipsync import _rows, synthetic_set
+    from talkface.training.lipsync_heads import hidden, rounding_map
+    from talkface.training.lipsync_tcn import sequence
+
+    seqs = [sequence(_rows(f), y) for f, y in synthetic_set(12, 3, log=lambda s: None)]
+    qmap = rounding_map(model.params, seqs)
+    assert np.all(np.diff(qmap["q_round_pred"]) > 0)
+    assert 0.0 <= qmap["q_round_real"].min() and qmap["q_round_real"].max() <= 1.0
+    head = np.concatenate([(hidden(model, s.x) @ model.w_out[:, 2] + model.b_out[2])[np.isfinite(s.y[:, 2])] for s in seqs])
+    labels = np.concatenate([s.y[np.isfinite(s.y[:, 2]), 2] for s in seqs])
+    mapped = np.interp(head, qmap["q_round_pred"], qmap["q_round_real"])
+    assert np.std(mapped) > 2 * np.std(head)
+    assert abs(np.mean(mapped > 0.3) - np.mean(labels > 0.3)) < 0.05

@@ -30,6 +30,7 @@ from talkface.lipsync.metrics import at_frames, best_lag_r, closed_agreement, sh
 from talkface.lipsync.real_clips import real_mouth
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+MIN_RENDER_FRAMES = 10   # usable video frames a rendered span needs to be scored
 KEYS = ("r_open", "lag", "r_width", "closed_agreement", "baseline_r_open", "ridge_r_open", "rendered_r_open", "r_open_wide",
         "quiet_closed")
 
@@ -303,13 +304,37 @@ def _clip_model(name: str, shipped, weights: str | None):
     return shipped, "shipped (TRAINED ON THIS CLIP: not a held-out figure)" if trained_on(name, weights) else "shipped"
 
 
+def render_scores(prepared, clip, model, po: np.ndarray, pw: np.ndarray, render_seconds: float, log) -> dict:
+    """The rendered r over the clip's first `render_seconds` (its first frame animated with its own
+    audio) and the model's r on the same span; NaN with a logged reason where that span holds
+    fewer than MIN_RENDER_FRAMES usable frames (a clip whose first seconds were all rejected) or
+    its first frame has no face to animate."""
+    from talkface.analysis.audio import Audio, load_audio
+    from talkface.analysis.portrait import PortraitError
+    from talkface.lipsync.metrics import score_clip
+
+    audio = load_audio(prepared.meta["source"])
+    audio = Audio(audio.samples[:int(render_seconds * audio.sample_rate)], audio.sample_rate)
+    early = clip.times < min(render_seconds, audio.duration) - 0.1
+    skipped = {"rendered_r_open": float("nan"), "r_open_rendered_span": float("nan")}
+    if early.sum() < MIN_RENDER_FRAMES:
+        log(f"{clip.name}: not rendered (only {int(early.sum())} usable frames in its first {render_seconds:g} s; "
+            f"the rest were rejected)")
+        return skipped
+    try:
+        rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
+    except PortraitError as exc:   # e.g. a title card as the first frame: nothing to animate
+        log(f"{clip.name}: not rendered ({exc})")
+        return skipped
+    early_open = score_clip(clip.times[early], clip.opening[early], clip.width[early], po, pw)
+    return {"rendered_r_open": best_lag_r(clip.opening[early], rendered)[0], "r_open_rendered_span": early_open["r_open"]}
+
+
 def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float = 20.0, weights: str | None = None,
                    log=print) -> dict:
     """Every lip-sync clip of a prepared cache, each predicted by the shipped fold model that
     never saw its speaker: r_open, closed agreement, r_width, and with `render` the rendered
     r over the clip's first `render_seconds` (its first frame animated with its own audio)."""
-    from talkface.analysis.audio import Audio, load_audio
-    from talkface.analysis.portrait import PortraitError
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clip
     from talkface.lipsync.metrics import score_clip
@@ -320,23 +345,14 @@ def evaluate_cache(cache_dir: str, render: bool = False, render_seconds: float =
     for prepared in PreparedCache(cache_dir).clips(use="lipsync"):
         clip = real_clip(prepared)
         if clip is None:
+            log(f"{prepared.name}: skipped (fewer than 10 usable frames with a measured mouth)")
             continue
         model, source = _clip_model(clip.name, shipped, weights)
         po, pw = predict_opening_width(model, clip.features)
         row = {"name": clip.name, "speaker": clip.speaker, "model": source,
                **score_clip(clip.times, clip.opening, clip.width, po, pw), "rendered_r_open": None}
         if render:
-            audio = load_audio(prepared.meta["source"])
-            audio = Audio(audio.samples[:int(render_seconds * audio.sample_rate)], audio.sample_rate)
-            early = clip.times < min(render_seconds, audio.duration) - 0.1
-            try:
-                rendered = render_opening(Path(prepared.meta["source"]), model, audio, clip.times[early])
-            except PortraitError as exc:   # e.g. a title card as the first frame: nothing to animate
-                log(f"{clip.name}: not rendered ({exc})")
-                rendered = np.full(int(early.sum()), np.nan)
-            early_open = score_clip(clip.times[early], clip.opening[early], clip.width[early], po, pw)
-            row.update(rendered_r_open=best_lag_r(clip.opening[early], rendered)[0],
-                       r_open_rendered_span=early_open["r_open"])
+            row.update(render_scores(prepared, clip, model, po, pw, render_seconds, log))
         rows.append(row)
         log(f"{clip.name:40s} r_open {row['r_open']:5.2f}  closed {row['closed_agreement']:.2f}  r_width {row['r_width']:5.2f}"
             + (f"  rendered {row['rendered_r_open']:5.2f} (model {row['r_open_rendered_span']:5.2f} same span)" if render else "")

@@ -23,7 +23,8 @@ Per 10 ms feature frame (talkface.analysis.audio's log-mel and rms_db, unchanged
 5. A quantile map takes the predicted opening to the real videos' distribution (real lips
    shut fully and open wide; a regression hedges), then a calibration measured by
    rendering (tracking a sweep of rig coefficients through the renderer) maps opening and
-   width to the rig's jaw_open / lip_spread.
+   width to the rig's jaw_open / lip_spread, and a narrower mouth than at rest to lip_round,
+   added to the rounding output taken through its own quantile map (synthetic labels).
 
 Weights live in talkface/weights/lipsync.npz (trained by `talkface train lipsync`).
 """
@@ -109,6 +110,7 @@ RIDGE_REACH = 2                    # frames beyond the offsets that the mean and
 GATE_DB = (1.0, 4.0)               # the linear branch fades in between these levels over the noise floor
 GATE_OPEN = (0.02, 0.06)           # ... and between these MLP openings (IOD)
 PRESS_GAIN = 2.0                   # press output -> rig lip_press (see Calibration)
+ROUND_WHEN_SHUT = 0.75             # most rig lip_round that pressed lips stay shut at (built-in portrait: 0.8 parts them)
 
 
 def ridge_inputs(buf: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -183,6 +185,10 @@ class Calibration:
         # model hedges, so its closures are shallow and its peaks low; real lips shut and open wide
         self.q_pred = params["q_pred"] if "q_pred" in params else None
         self.q_real = params["q_real"] if "q_real" in params else None
+        # predicted -> labelled rounding by quantiles (synthetic speech, the only data that knows
+        # it): the rounding head hedges too (0.13 on /i e/, 0.22 on /u o w/), so without the map
+        # every mouth was a little rounded and no rounded vowel visibly so
+        self.q_round = (params["q_round_pred"], params["q_round_real"]) if "q_round_pred" in params else None
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         opening = y[:, 0]
@@ -190,13 +196,19 @@ class Calibration:
             opening = np.interp(opening, self.q_pred, self.q_real)
         opening = np.maximum(opening, 0.0) * self.gain
         jaw = np.interp(opening, self.jaw_open, self.jaw)
-        if self.shut is not None:
-            jaw = jaw * (1.0 - np.clip((y[:, 3] - self.shut[0]) / (self.shut[1] - self.shut[0]), 0.0, 1.0))
+        shut = np.zeros(len(y)) if self.shut is None else \
+            np.clip((y[:, 3] - self.shut[0]) / (self.shut[1] - self.shut[0]), 0.0, 1.0)
+        jaw = jaw * (1.0 - shut)
         dw = y[:, 1] * self.gain
-        # a wider mouth than at rest: spread the lips; narrower comes with rounding, which the
-        # model predicts directly (learned from phonemes: real width also varies with pose and smiles)
+        # a wider mouth than at rest: spread the lips; narrower: round them (below)
         spread = np.interp(np.maximum(dw, 0.0), self.spread_width, self.spread)
-        rnd = np.clip(y[:, 2], 0.0, 1.0)
+        rnd = y[:, 2] if self.q_round is None else np.interp(y[:, 2], *self.q_round)
+        # a narrower mouth than at rest (width learned from real faces) renders as the rounding
+        # the render sweep measured for that narrowing; it used to be dropped
+        rnd = np.clip(rnd + np.interp(np.maximum(-dw, 0.0), -self.round_width, self.round), 0.0, 1.0)
+        # strong rounding parts the lips (the "oo" hole), pressed or not: where a closure shuts the
+        # jaw, rounding stays below that, so a bilabial still closes
+        rnd = np.minimum(rnd, 1.0 - shut * (1.0 - ROUND_WHEN_SHUT))
         # the press output is small (about 0.15-0.2 on m, b, p): scaled up, it presses the lips
         # together where the jaw is nearly closed
         press = np.clip(y[:, 3] * PRESS_GAIN, 0.0, 1.0) * np.clip(1.0 - 4.0 * jaw, 0.0, 1.0)

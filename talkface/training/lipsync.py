@@ -313,6 +313,7 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
     from talkface.data.cache import PreparedCache
     from talkface.data.lipsync_targets import real_clips, speaker_folds
     from talkface.lipsync.tcn import TemporalConvMouth
+    from talkface.training.lipsync_heads import rounding_map
     from talkface.training.lipsync_tcn import fit_tcn, sequence
 
     t0 = time.time()
@@ -336,6 +337,7 @@ def train_all(cache_dir: str, setup: TrainSetup, folds: bool, log=print):
     log(f"final model: all data ({time.time() - t0:.0f} s)")
     final = fit(set(), 0)
     final.update(qmap)
+    final.update(rounding_map(final, synth))
     info = {"cache": str(cache_dir), "synthetic_clips": len(synth),
             "synthetic_seconds": round(sum(len(s.x) for s in synth) / 100, 1),
             "real_clips": [c.name for c in real], "real_speakers": len({c.speaker for c in real}),
@@ -442,6 +444,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heads-only", action="store_true",
                    help="keep the trained network (and its folds), refit only its linear closure and rounding heads "
                         "on its frozen features, and re-score the cross-validation")
+    p.add_argument("--round-map-only", action="store_true",
+                   help="keep the trained weights, refit only the rounding head's quantile map on the synthetic clips "
+                        "(numpy only)")
     p.add_argument("-o", "--output", default=None, help="weights file (default: talkface/weights/lipsync.npz)")
 
 
@@ -462,6 +467,36 @@ def _recalibrate(out: Path) -> int:
                               "width_per_lip_spread": round(float(cal["cal_spread_width"][-1]), 4),
                               "width_per_lip_round": round(float(cal["cal_round_width"][-1]), 4)}
         record.write_text(json.dumps(rec, indent=1) + "\n")
+    print(str(out))
+    return 0
+
+
+def synthetic_round_map(params: dict, n_synth: int, seed: int, log=print) -> dict[str, np.ndarray]:
+    """The rounding head's quantile map, on the synthetic clips of `seed` (the network's own)."""
+    from talkface.training.lipsync_heads import rounding_map
+    from talkface.training.lipsync_tcn import sequence
+
+    log(f"synthesising {n_synth} clips (seed {seed}) for the rounding map ...")
+    out = rounding_map(params, [sequence(_rows(f), y) for f, y in synthetic_set(n_synth, seed, log)])
+    log("  rounding quantiles, predicted -> labelled: "
+        + " ".join(f"{a:.3f}->{b:.2f}" for a, b in zip(out["q_round_pred"][12::2], out["q_round_real"][12::2])))
+    return out
+
+
+def _refit_round_map(out: Path) -> int:
+    from talkface.lipsync.model import load_params
+
+    params, record_path = load_params(out), out.with_suffix(".json")
+    if params is None or not record_path.is_file():
+        raise InputError(f"--round-map-only needs trained weights and their record: {out}")
+    rec = json.loads(record_path.read_text())
+    params.update(synthetic_round_map(params, int(rec["setup"]["n_synth"]), int(rec["setup"]["tcn"]["seed"]),
+                                      lambda m: print(m, file=sys.stderr, flush=True)))
+    np.savez_compressed(out, **params)
+    rec["rounding_map"] = {"command": "talkface train lipsync --round-map-only",
+                           "predicted": [round(float(v), 4) for v in params["q_round_pred"]],
+                           "labelled": [round(float(v), 4) for v in params["q_round_real"]]}
+    record_path.write_text(json.dumps(rec, indent=1, default=str) + "\n")
     print(str(out))
     return 0
 
@@ -524,6 +559,8 @@ def run(args: argparse.Namespace) -> int:
         return _recalibrate(out)
     if args.heads_only:
         return _refit_heads(out, args.cache)
+    if args.round_map_only:
+        return _refit_round_map(out)
     if not args.cache:
         raise InputError("--cache is required: the folder `talkface data prepare` wrote")
     if args.synthetic < 1 or args.steps < 1 or args.channels < 1 or args.folds < 2:

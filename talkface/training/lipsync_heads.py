@@ -14,7 +14,9 @@ shared machine):
   other phones less well (68 % against 86 % of bilabials over p = 0.5 in the held-out
   sentences of `eval bilabial`, at a like share of other phones);
 * the rounding head: ridge regression on the synthetic clips' rounding (the only ones
-  that know it), which the end-to-end training had let fade.
+  that know it), which the end-to-end training had let fade; then its quantile map
+  (`rounding_map`, numpy only, also refitted alone by `--round-map-only`): the head hedges,
+  so its output goes through the labels' quantiles before the rig.
 
 Each fold's heads see only that fold's training speakers, so the held-out scores stay
 disjoint by speaker. The quantile map is then refitted on the new held-out openings.
@@ -37,6 +39,7 @@ CLOSURE_BATCH = 1024
 CLOSURE_LR = 3e-3
 ROUND_L2 = 1.0          # ridge penalty of the rounding head (per 1000 frames)
 MAX_FRAMES = 60_000     # frames per set the heads are fitted on (evenly subsampled)
+ROUND_QUANTILES = np.linspace(0.0, 100.0, 21)   # percentiles of the rounding map
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,21 @@ def fit_heads(params: dict[str, np.ndarray], synthetic: list[Sequence], real: li
     return {**params, "W_out": w_out.astype(np.float32), "b_out": b_out.astype(np.float32), **closure}
 
 
+def rounding_map(params: dict[str, np.ndarray], synthetic: list[Sequence]) -> dict[str, np.ndarray]:
+    """Quantiles of the rounding head's output over the synthetic clips' labelled frames
+    against those of their rounding labels (talkface.lipsync.model.Calibration applies it)."""
+    model = TemporalConvMouth(params)
+    pred, label = [], []
+    for s in synthetic:
+        known = np.isfinite(s.y[:, 2])
+        pred.append((hidden(model, s.x) @ model.w_out[:, 2] + model.b_out[2])[known])
+        label.append(s.y[known, 2])
+    qp = np.percentile(np.concatenate(pred), ROUND_QUANTILES)
+    qp = np.maximum.accumulate(qp + np.arange(len(qp)) * 1e-6)   # strictly rising, for np.interp
+    return {"q_round_pred": qp.astype(np.float32),
+            "q_round_real": np.percentile(np.concatenate(label), ROUND_QUANTILES).astype(np.float32)}
+
+
 def load_folds(path) -> dict[str, dict[str, np.ndarray]]:
     """held-out clip names ("a|b|c") -> that fold's parameters, from a *_folds.npz."""
     with np.load(path) as z:
@@ -143,4 +161,5 @@ def refit_all(cache_dir: str, params: dict, folds: dict, n_synth: int, seed: int
         new_folds[names] = fitted
     final = fit_heads(params, synth, list(seqs.values()), seed)
     final.update(quantile_map(held_preds, log))
+    final.update(rounding_map(final, synth))
     return final, new_folds, rows
