@@ -61,11 +61,15 @@ class FramePool:
             except BaseException as exc:   # handed to whoever awaits the frame
                 future.set_exception(exc)
 
-    def close(self) -> None:
-        """Cancel what has not started and let the threads end."""
+    def close(self, wait: bool = False) -> None:
+        """Cancel what has not started and let the threads end (wait: until they have, so no
+        frame is still being made in native code when the interpreter exits)."""
         with self._cond:
             self._closed = True
             for _, _, future, _, _ in self._heap:
                 future.cancel()
             self._heap.clear()
             self._cond.notify_all()
+        if wait:
+            for thread in self._threads:
+                thread.join()
