@@ -88,6 +88,9 @@ async def _measure(face: FaceModel, fps: float, workers: int | None, warm_s: flo
         start, t0, cpu0 = list(counts), loop.time(), time.process_time()
         await asyncio.sleep(measure_s)
         made, t1, cpu1 = [c - s for c, s in zip(counts, start)], loop.time(), time.process_time()
+        failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        if failed:   # a stream that broke would make the machine look faster than it is
+            raise failed[0]
     finally:
         for task in tasks:
             task.cancel()

@@ -3,7 +3,11 @@ first. With a thread per stream, four streams on two cores meant four render thr
 for the cores and the GIL (more CPU per frame, and whichever thread the OS picked went first);
 with one thread per core, the frame due soonest is always made next, so no stream starves and
 none is favoured. A stream never has more than one frame in the pool (it awaits each), so its
-frames stay in order."""
+frames stay in order.
+
+The pool is the parallelism: it turns OpenCV's own worker threads off (process-wide), which
+otherwise split each remap, blur and colour conversion across the cores the pool's workers
+already fill, and spent CPU on handing the pieces over."""
 from __future__ import annotations
 
 import heapq
@@ -26,6 +30,9 @@ class FramePool:
     (time.monotonic() seconds) runs first. Threads start on first use."""
 
     def __init__(self, workers: int | None = None) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)
         self.workers = workers or default_workers()
         self._heap: list = []
         self._order = itertools.count()   # ties run in submission order
