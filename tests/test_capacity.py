@@ -51,7 +51,7 @@ def test_calibration_runs_concurrent_sessions_through_one_pool_and_charges_their
     wait for (the GIL, each other) counts, not only the CPU one frame takes."""
     cal = calibrate(face, 25.0, workers=2, warm_s=0.3, measure_s=0.8)
     assert (cal.workers, cal.streams) == (2, 4)
-    assert cal.min_stream_frames >= 0.5 * cal.frames / cal.streams   # every session was served, none starved
+    assert cal.frames > 0 and cal.min_stream_frames >= cal.frames / cal.streams - 2   # served in turn, none starved
     assert cal.frames_per_s == pytest.approx(1000.0 * cal.workers / cal.frame_ms)
     assert cal.frame_ms >= 0.95 * cal.cpu_ms    # wall at two workers covers all the process's CPU
     one = calibrate(face, 25.0, workers=1, warm_s=0.3, measure_s=0.8)
@@ -77,3 +77,38 @@ def test_past_the_measured_capacity_the_next_session_is_refused_and_the_running_
             for ws, first in zip((a, b), before):   # the running sessions: the very next frames, none missing
                 assert [_frame_index(ws.receive_bytes()) for _ in range(5)] == list(range(first + 1, first + 6))
             assert c.get("/healthz").json()["live_sessions"] == 2
+
+
+def test_a_running_session_that_drops_frames_holds_back_the_next_one(face):
+    """Admission also learns from the running sessions: one that dropped a frame lately (the
+    machine is busier than at start) keeps new sessions out even below the measured capacity."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from talkface.engine import GenerateOptions
+    from talkface.live.sessions import Refused, SessionRegistry
+    from talkface.live.stream import AvatarStream
+
+    steady = AvatarStream(face, GenerateOptions(fps=25))
+    behind = AvatarStream(face, GenerateOptions(fps=25))
+
+    async def run(stall_s: float) -> None:
+        frames = behind.frames()
+        await frames.__anext__()
+        time.sleep(stall_s)   # the event loop stalls, as on an overloaded machine: the next frames are late
+        for _ in range(3):
+            await frames.__anext__()
+        await frames.aclose()
+
+    asyncio.run(run(0.2))
+    behind.close()
+    steady.close()
+    assert behind.stats["dropped_frames"] > 0 and steady.last_drop is None
+    registry = SessionRegistry(capacity=5, per_client=5)
+    registry.sessions[registry.reserve("a").id] = SimpleNamespace(stream=steady)
+    registry.sessions[registry.reserve("b").id] = SimpleNamespace(stream=behind)
+    with pytest.raises(Refused) as info:
+        registry.reserve("c")
+    assert info.value.code == protocol.CLOSE_TRY_LATER and "falling behind" in str(info.value)
+    assert len(registry) == 2

@@ -73,6 +73,7 @@ class AvatarStream:
         self._pending = None                # this stream's frame waiting in or being made by the pool
         self._closed = False
         self._turnaround_s = TURNAROUND_S_START
+        self.last_drop: float | None = None   # time.monotonic() of the last dropped frame
 
     # ------------------------------------------------------------------ input (any thread)
     def push_audio(self, pcm, sample_rate: int, channels: int = 1) -> None:
@@ -155,6 +156,7 @@ class AvatarStream:
                     self.stats["max_late_ms"] = max(self.stats["max_late_ms"], late * 1000)
                 if late > period or frame.repeated:
                     self.stats["dropped_frames"] += 1
+                    self.last_drop = time.monotonic()
                 self.stats["skipped_frames"] += int(frame.repeated)
                 if late > (max(1.0, 10 * period) if self.skip_late else 3 * period):
                     t0 += late   # too far behind to catch up: start the clock again from here
