@@ -7,8 +7,9 @@ engine; then `sessions` streams run concurrently in one process (one shared port
 server runs them, their frames made by one shared FramePool, earliest deadline first), each fed synthesised speech in real time in `chunk_ms` chunks and
 JPEG-encoding every frame as the web app does. The JSON keeps the one-session keys, now over
 all sessions (`fps`: the slowest session's sustained rate, `dropped_frames`: the sum), and
-adds `per_session`; `live_frame_cpu_ms` and `admitted_sessions` are what `talkface serve`
-measures at start and admits from it (talkface.live.capacity), to set beside the drops.
+adds `per_session`; `live_frame_ms` (core-ms per frame with the pool saturated) and
+`admitted_sessions` are what `talkface serve` measures at start and admits from it
+(talkface.live.capacity), to set beside the drops.
 A command, not a test: it reports what this machine does.
 """
 from __future__ import annotations
@@ -198,12 +199,12 @@ def run_stream_bench(seconds: float = 300, sessions: int = 1, size: int = 512, *
     dropped_frames: skipped pictures plus frames released more than one period late, summed.
     """
     from talkface.analysis.portrait import Portrait
-    from talkface.live.capacity import frame_cpu_ms
+    from talkface.live.capacity import calibrate
     from talkface.live.config import measured_live_capacity
 
     face = FaceModel(portrait if portrait is not None else Portrait.builtin(size))
     options = GenerateOptions(fps=fps)
-    frame_cost = frame_cpu_ms(face, fps)   # what `talkface serve` measures at start, and admits from it
+    cal = calibrate(face, fps)   # what `talkface serve` measures at start, and admits from it
     speech = bench_speech(max(seconds, 5.0))
     clip = speech[: int(2.0 * SAMPLE_RATE)]
     rng = np.random.default_rng(0)
@@ -234,8 +235,9 @@ def run_stream_bench(seconds: float = 300, sessions: int = 1, size: int = 512, *
                 "first_frame_ms_p50": pct(rt, 50), "first_frame_ms_p95": pct(rt, 95),
                 "first_frame_burst_ms_p50": pct(burst, 50), "first_frame_burst_ms_p95": pct(burst, 95),
                 **summary, "target_fps": fps, "size": size, "seconds": seconds, "trials": trials,
-                "chunk_ms": chunk_ms, "lookahead_ms": lookahead_ms, "live_frame_cpu_ms": frame_cost,
-                "admitted_sessions": measured_live_capacity(fps, cpu_ms_per_frame=frame_cost),
+                "chunk_ms": chunk_ms, "lookahead_ms": lookahead_ms, "live_frame_ms": cal.frame_ms,
+                "live_frame_cpu_ms": cal.cpu_ms, "calibration_frames_per_s": cal.frames_per_s,
+                "admitted_sessions": measured_live_capacity(fps, cal.workers, frame_ms=cal.frame_ms),
                 "frame_pool_workers": pool.workers if pool is not None else 0,
                 "per_session": list(per)}
 

@@ -32,7 +32,7 @@ class Server:
         self.portraits = PortraitStore()
         self.jobs = JobQueue(config.file_workers, config.max_waiting_jobs, config.max_jobs_per_client)
         self.analysis = JobQueue(PORTRAIT_WORKERS, PORTRAIT_WAITING, PORTRAIT_PER_CLIENT)
-        self.live = SessionRegistry(config.live_capacity, config.live_per_client)
+        self.live = SessionRegistry(config.live_capacity, config.live_per_client, learn=config.max_live is None)
         self.frames = FramePool()   # every live session's frames, earliest deadline first
 
     def close(self) -> None:

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from talkface.errors import InputError
 
 MB = 1024 * 1024
-# CPU time one live frame costs at 512x512 (render + watermark + JPEG + timeline + recording).
+# Core-ms one live frame costs at 512x512 (render + watermark + JPEG + timeline + recording) with
+# several sessions sharing the frame pool: pool workers x wall time / frames, the pool saturated.
 # `talkface serve` measures it on its own machine at start (live/capacity.py) unless --max-live is
-# given; this figure is only ServerConfig's default (tests, embedding the app): the calibration read
-# 17.9-19.1 ms on the project's 2-core machine under heavy load. Admission divides the cores by it.
-LIVE_CPU_MS_PER_FRAME = 17.0
+# given; this figure is only ServerConfig's default (tests, embedding the app). Admission divides
+# the cores by it.
+LIVE_FRAME_MS = 17.0
 # share of the cores live sessions may take, leaving room for the event loop, JPEG sending and
 # the file-job worker (which runs at a lower priority)
 LIVE_CPU_SHARE = 0.8
@@ -31,10 +32,10 @@ def is_loopback(host: str) -> bool:
 
 
 def measured_live_capacity(fps: float, cores: int | None = None,
-                           cpu_ms_per_frame: float = LIVE_CPU_MS_PER_FRAME) -> int:
+                           frame_ms: float = LIVE_FRAME_MS) -> int:
     """How many live sessions at `fps` this machine keeps at full rate, from the measured cost."""
     cores = cores or os.cpu_count() or 1
-    per_session = fps * cpu_ms_per_frame / 1000.0   # cores one session keeps busy
+    per_session = fps * frame_ms / 1000.0   # cores one session keeps busy
     return max(1, math.floor(cores * LIVE_CPU_SHARE / per_session))
 
 
@@ -48,7 +49,8 @@ class ServerConfig:
     max_upload_bytes: int = 20 * MB
     max_seconds: float = 120.0              # longest audio of a file job, longest queued live speech
     max_live: int | None = None             # live sessions at once; None: measured capacity
-    live_frame_cpu_ms: float = LIVE_CPU_MS_PER_FRAME   # measured cost of one live frame (see above)
+    live_frame_ms: float = LIVE_FRAME_MS    # measured core-ms of one live frame (see above)
+    live_cores: int | None = None           # the cores that cost was measured on; None: all
     max_live_per_client: int | None = None  # None: half of max_live (at least 1)
     fps: float = 25.0                       # live frame rate
     max_text_chars: int = 2000
@@ -65,7 +67,7 @@ class ServerConfig:
             (1.0 <= self.max_seconds <= 900.0, f"--max-seconds must be between 1 and 900, got {self.max_seconds:g}"),
             (5.0 <= self.fps <= 60.0, f"--fps must be between 5 and 60, got {self.fps:g}"),
             (self.max_live is None or self.max_live >= 1, "--max-live must be 1 or more"),
-            (self.live_frame_cpu_ms > 0, "the live frame cost must be positive"),
+            (self.live_frame_ms > 0, "the live frame cost must be positive"),
             (self.max_live_per_client is None or self.max_live_per_client >= 1, "--max-live-per-client must be 1 or more"),
             (self.max_upload_bytes >= 1024, "--max-upload-mb is too small"),
             (1 <= self.file_workers <= 16, "--file-workers must be between 1 and 16"),
@@ -81,7 +83,7 @@ class ServerConfig:
     def live_capacity(self) -> int:
         if self.max_live is not None:
             return self.max_live
-        return measured_live_capacity(self.fps, cpu_ms_per_frame=self.live_frame_cpu_ms)
+        return measured_live_capacity(self.fps, self.live_cores, frame_ms=self.live_frame_ms)
 
     @property
     def live_per_client(self) -> int:

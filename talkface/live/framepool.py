@@ -3,7 +3,11 @@ first. With a thread per stream, four streams on two cores meant four render thr
 for the cores and the GIL (more CPU per frame, and whichever thread the OS picked went first);
 with one thread per core, the frame due soonest is always made next, so no stream starves and
 none is favoured. A stream never has more than one frame in the pool (it awaits each), so its
-frames stay in order."""
+frames stay in order.
+
+The pool is the parallelism: it turns OpenCV's own worker threads off (process-wide), which
+otherwise split each remap, blur and colour conversion across the cores the pool's workers
+already fill, and spent CPU on handing the pieces over."""
 from __future__ import annotations
 
 import heapq
@@ -26,6 +30,9 @@ class FramePool:
     (time.monotonic() seconds) runs first. Threads start on first use."""
 
     def __init__(self, workers: int | None = None) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)
         self.workers = workers or default_workers()
         self._heap: list = []
         self._order = itertools.count()   # ties run in submission order
@@ -61,11 +68,15 @@ class FramePool:
             except BaseException as exc:   # handed to whoever awaits the frame
                 future.set_exception(exc)
 
-    def close(self) -> None:
-        """Cancel what has not started and let the threads end."""
+    def close(self, wait: bool = False) -> None:
+        """Cancel what has not started and let the threads end (wait: until they have, so no
+        frame is still being made in native code when the interpreter exits)."""
         with self._cond:
             self._closed = True
             for _, _, future, _, _ in self._heap:
                 future.cancel()
             self._heap.clear()
             self._cond.notify_all()
+        if wait:
+            for thread in self._threads:
+                thread.join()

@@ -57,23 +57,25 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def with_measured_capacity(config: ServerConfig, face=None) -> ServerConfig:
-    """Without --max-live: the live capacity from what one live frame costs on this machine,
-    measured now on `face` (default: the built-in portrait; about two seconds)."""
+    """Without --max-live: the live capacity from what a live frame costs on this machine with
+    the frame pool saturated by several sessions, measured now on `face` (default: the built-in
+    portrait; about two seconds)."""
     if config.max_live is not None:
         return config
     from dataclasses import replace
 
-    from talkface.live.capacity import frame_cpu_ms
+    from talkface.live.capacity import calibrate
 
     if face is None:
         from talkface.analysis.portrait import Portrait
         from talkface.engine import FaceModel
 
         face = FaceModel(Portrait.builtin())
-    cost = frame_cpu_ms(face, config.fps)
-    config = replace(config, live_frame_cpu_ms=cost)
-    print(f"talkface: one live frame costs {cost:.1f} ms of CPU here: {config.live_capacity} live sessions "
-          f"at {config.fps:g} fps fit in {LIVE_CPU_SHARE:.0%} of {os.cpu_count()} cores", file=sys.stderr)
+    cal = calibrate(face, config.fps)
+    config = replace(config, live_frame_ms=cal.frame_ms, live_cores=cal.workers)
+    print(f"talkface: {cal.streams} live streams at once make {cal.frames_per_s:.0f} frames/s here "
+          f"({cal.frame_ms:.1f} core-ms each): {config.live_capacity} live sessions at {config.fps:g} fps fit "
+          f"in {LIVE_CPU_SHARE:.0%} of {cal.workers} cores", file=sys.stderr)
     return config
 
 

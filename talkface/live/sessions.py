@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from talkface.live.recorder import Recorder
 
 SEND_TIMEOUT_S = 10.0   # a client that has not taken a frame for this long is closed (no growing buffer)
 RETRY_LIVE_S = 30       # what a refused client is told to wait
+STRAIN_WINDOW_S = 10.0  # a running session that dropped a frame this recently: no new session now
 
 
 class Refused(Exception):
@@ -35,8 +37,9 @@ class SessionRegistry:
     """Booked slots and running sessions. Runs on the event loop only: `reserve` checks and
     books with no await in between, so simultaneous handshakes cannot get past the cap."""
 
-    def __init__(self, capacity: int, per_client: int) -> None:
+    def __init__(self, capacity: int, per_client: int, learn: bool = True) -> None:
         self.capacity, self.per_client = capacity, per_client
+        self.learn = learn   # refuse while running sessions drop frames (off when the operator set the cap)
         self.slots: dict[str, Slot] = {}
         self.sessions: dict[str, LiveSession] = {}
         self._per_client: Counter[str] = Counter()
@@ -45,6 +48,9 @@ class SessionRegistry:
         if len(self.slots) >= self.capacity:
             raise Refused(proto.CLOSE_TRY_LATER, f"the server is at capacity ({self.capacity} live sessions); "
                                                  f"try again in {RETRY_LIVE_S} s")
+        if self.learn and self.strained():
+            raise Refused(proto.CLOSE_TRY_LATER, "the running live sessions are falling behind (the machine is "
+                                                 f"busier than measured at start); try again in {RETRY_LIVE_S} s")
         if self._per_client[client] >= self.per_client:
             raise Refused(proto.CLOSE_TRY_LATER, f"this client already has {self._per_client[client]} live "
                                                  f"sessions (the limit per client is {self.per_client})")
@@ -52,6 +58,13 @@ class SessionRegistry:
         self.slots[slot.id] = slot
         self._per_client[client] += 1
         return slot
+
+    def strained(self) -> bool:
+        """A running session dropped a frame within STRAIN_WINDOW_S: the measured capacity is
+        not there now (other load on the machine), so another session would make it worse."""
+        now = time.monotonic()
+        return any(s.stream.last_drop is not None and now - s.stream.last_drop < STRAIN_WINDOW_S
+                   for s in self.sessions.values())
 
     def release(self, slot: Slot) -> None:
         if self.slots.pop(slot.id, None) is None:
