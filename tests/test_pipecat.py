@@ -114,6 +114,7 @@ def test_barge_in_cuts_speech_audio_at_the_bot(session):
     (bot.py AUDIO_OUT_10MS_CHUNKS), plus the time the interruption takes through the pipeline."""
     trace, _collected, figures = session
     assert figures["interrupt_bot_speech_out_ms_n"] >= 1, figures
+    _keeps_real_time(trace, figures)  # the cut's own timing needs an event loop that keeps up (72 ms at load 5 per core)
     assert figures["interrupt_bot_speech_out_ms_p50"] <= CUT_SPEECH_MS, figures
 
 
