@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# imported with the module, not on a session's first resampled chunk: scipy.signal takes 0.5-0.9 s to
+# import, which stalled the first speech of a fresh server by that much
+from scipy.signal import firwin, resample_poly
+
 from talkface.analysis.audio import SAMPLE_RATE
 from talkface.errors import InputError
 
@@ -74,8 +78,6 @@ class Resampler:
         self.half = math.ceil(RESAMPLE_HALF_TAPS * max(self.up, self.down) / self.up) + 1
         # that filter, designed once: resample_poly designs it again on every call otherwise
         # (a third of the cost of a 20 ms chunk); the same taps, so the same samples
-        from scipy.signal import firwin
-
         top = max(self.up, self.down)
         self.taps = (firwin(2 * RESAMPLE_HALF_TAPS * top + 1, 1.0 / top, window=RESAMPLE_WINDOW).astype(np.float32)
                      if top > 1 else None)
@@ -94,8 +96,6 @@ class Resampler:
             limit = max(0, (end - self.half) * self.up // self.down)
         if limit <= self.done or len(self.buf) == 0:
             return np.zeros(0, np.float32)
-        from scipy.signal import resample_poly
-
         y = resample_poly(self.buf, self.up, self.down, window=self.taps).astype(np.float32)
         base = self.start * self.up // self.down
         out = y[self.done - base: limit - base]
