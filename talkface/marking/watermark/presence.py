@@ -1,0 +1,111 @@
+"""The presence carrier (format 2): a payload-free, low-frequency mark that
+survives downscaling and strong compression, embedded by dither modulation.
+
+The frame is cut into a PRESENCE_GRID x PRESENCE_GRID canvas of cells over
+its whole area (so the geometry is the same at any size), and the embedder
+moves each cell's mean luminance onto its own lattice: a multiple of
+LATTICE_STEP plus a secret-free but pseudo-random dither d_i.  The detector
+measures the cell means and sums the phasors exp(2 pi i (v_i - d_i) / step).
+Why dither modulation and not an added pattern: an added low-frequency
+pattern competes with the picture's own low frequencies (host interference:
+at the 40 dB budget it gave z 0-3 at 256 px + CRF 35), whereas the lattice
+statistic does not depend on the picture at all, only on the codec's error
+on a cell mean (~1 grey level at 256 px + CRF 35, 32 px cells).
+
+Null law: without the mark, the dithers are uniform and independent of the
+content, so the N phasors are independent with uniform phases whatever the
+picture; |Z| / sqrt(N / 2) then has the Rayleigh tail P(r > x) = exp(-x^2/2).
+The modulus (not the real part) makes the test blind to a global luminance
+offset (H.264's RGB -> YUV -> RGB moves cell means by ~1.3 grey levels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+PRESENCE_GRID = 16  # cells per side of the canvas (32 px cells at 512 px)
+LATTICE_STEP = 6.0  # grey levels between lattice points (embedding RMS ~ step / sqrt(12))
+PRESENCE_SEED = 0x7A1C0002  # public dither; changing it breaks compatibility
+# The field: the cell offsets upsampled bilinearly to a SMOOTH_SIDE grid,
+# blurred there (bilinear alone leaves creases at the cell centres that show
+# on flat areas), then bilinearly to the frame.  Both spread each offset over
+# the neighbouring cells; CORRECTION_STEPS fixed-point steps on the cell
+# means of the smooth grid undo that.
+SMOOTH_SIDE = PRESENCE_GRID * 8
+SMOOTH_SIGMA = 1.5  # samples of the smooth grid (~6 px at 512 px)
+CORRECTION_STEPS = 4
+# Flat cells (no texture to hide a smooth blotch) are moved only part of the
+# way to their lattice point: the cell's share is FLAT_SHARE plus its mean
+# texture gain (mask.texture_gain, 0..1) times TEXTURE_SHARE, at most 1.  A
+# cell moved a fraction b of the way still adds sinc(1 - b) to the statistic
+# on average (b = 0.3: 0.37 of a full cell).
+FLAT_SHARE = 0.3
+TEXTURE_SHARE = 2.0
+# Threshold on r = |Z| / sqrt(N / 2) (Rayleigh tail exp(-r^2 / 2) for the one
+# hypothesis, the canvas of the whole frame): exp(-5.5^2 / 2) = 2.7e-7 per
+# check, the order of the tile carrier's own bounds (detection.py).  At 256 px
+# + CRF 35 with a 10 s key-frame interval, 2 s excerpts without a key frame
+# reach r 6.2-7 on the weakest renders (lattice step 6, flat share 0.3).
+# There is no search over crops: a cell mean taken 1 px (1/32 cell) off its
+# place mixes in a neighbour's content, and the clean statistic falls from
+# 19.7 to 7.8 (4 px: 4.4), so a crop search would need sub-pixel steps over
+# ~10^7 hypotheses.  Crops are left to the tile carrier (detection.py).
+R_THRESHOLD = 5.5
+
+
+def _dither() -> np.ndarray:
+    rng = np.random.default_rng(PRESENCE_SEED)
+    return (rng.random((PRESENCE_GRID, PRESENCE_GRID)) * LATTICE_STEP).astype(np.float32)
+
+
+DITHER = _dither()
+DITHER_PHASOR = np.exp(-2j * np.pi * DITHER / LATTICE_STEP)
+
+
+def cell_means(gray: np.ndarray) -> np.ndarray:
+    """Mean luminance of each canvas cell (float32, PRESENCE_GRID^2)."""
+    return cv2.resize(gray.astype(np.float32, copy=False), (PRESENCE_GRID, PRESENCE_GRID), interpolation=cv2.INTER_AREA)
+
+
+def presence_field(gray: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """The smooth luminance change (float32, frame size) that moves every
+    cell mean of ``gray`` onto its lattice point (flat cells part of the
+    way); ``gain`` is the texture gain map of the frame (any grid)."""
+    h, w = gray.shape
+    v = cell_means(gray)
+    share = np.minimum(FLAT_SHARE + TEXTURE_SHARE * cell_means(gain), 1.0)
+    offset = share * (np.round((v - DITHER) / LATTICE_STEP) * LATTICE_STEP + DITHER - v)
+    coeff = offset
+    smooth = _smooth(coeff)
+    for _ in range(CORRECTION_STEPS):
+        coeff = coeff + (offset - cell_means(smooth))
+        smooth = _smooth(coeff)
+    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _smooth(coeff: np.ndarray) -> np.ndarray:
+    up = cv2.resize(coeff, (SMOOTH_SIDE, SMOOTH_SIDE), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(up, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+def phasors(gray: np.ndarray) -> np.ndarray:
+    """One frame's canvas phasors exp(2 pi i v / step), complex PRESENCE_GRID^2.
+    Detection sums them over frames (weighted) before presence_statistic:
+    the sum is linear, so excerpts can use prefix sums."""
+    return np.exp((2j * np.pi / LATTICE_STEP) * cell_means(gray))
+
+
+def presence_statistic(phasor_sum: np.ndarray, weight: float) -> float:
+    """r = |sum_i Z_i conj(D_i)| / (total weight * sqrt(N / 2)), N cells, over
+    phasors summed with weights adding up to ``weight``.  Per frame it has
+    the Rayleigh tail exp(-r^2 / 2) without the mark; for a weighted sum of
+    frames the normaliser assumes the frames' terms fully correlated (the
+    worst case: talkface's static backgrounds come close), so its variance
+    is at most one frame's (the tail is checked on all shared real footage)."""
+    if weight <= 0:
+        return 0.0
+    z = complex(np.sum(phasor_sum * DITHER_PHASOR))
+    return float(abs(z) / (weight * math.sqrt(PRESENCE_GRID**2 / 2.0)))
