@@ -25,6 +25,7 @@ PRESENCE_MAX_MSE = 3.0
 MAX_STRENGTH = 40.0  # grey levels RMS
 ROUNDING_MSE = 1.0 / 12  # mean squared error of rounding to uint8 (grey levels^2)
 MASK_MAX = 250.0  # full-scale uint8 value of the amplitude map
+DELTA_ZERO = 128.0  # uint8 code of a zero change in the rounded delta
 
 
 def tiled_pattern(base: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -100,11 +101,8 @@ class Watermarker:
         # Same change on R, G and B = a luminance-only change: chroma is
         # subsampled and quantised harder by codecs, and luminance noise is
         # less visible than coloured noise.
-        # Positive and negative parts rounded to uint8 (convertScaleAbs
-        # rounds to nearest) and applied as saturating add/subtract: a
-        # quarter of the bytes of a float32 route, which is what the 2 ms
-        # budget is about on a small CPU.
-        up = cv2.convertScaleAbs(cv2.max(delta, 0.0))
-        down = cv2.convertScaleAbs(cv2.min(delta, 0.0))
-        out = cv2.add(frame, cv2.cvtColor(up, cv2.COLOR_GRAY2RGB))
-        return cv2.subtract(out, cv2.cvtColor(down, cv2.COLOR_GRAY2RGB))
+        # Rounded once into uint8 around 128 (|delta| stays far below 127),
+        # then added to R, G and B with the offset removed (saturating): the
+        # cheapest route measured for the 2 ms budget.
+        d8 = cv2.add(delta, DELTA_ZERO, dtype=cv2.CV_8U)
+        return cv2.addWeighted(frame, 1.0, cv2.cvtColor(d8, cv2.COLOR_GRAY2RGB), 1.0, -DELTA_ZERO)
