@@ -15,7 +15,7 @@ from talkface.marking.watermark.mask import DEFAULT_STRENGTH, FLAT_RMS, expected
 from talkface.marking.watermark.payload import Payload
 from talkface.marking.watermark.presence import presence_field
 
-PSNR_FLOOR_DB = 40.05  # per-frame cap on the mean squared change of both carriers (spec: >= 40 dB)
+PSNR_FLOOR_DB = 40.2  # per-frame cap on the mean squared change of both carriers (spec: >= 40 dB; 40.05 gave 39.97 on a render)
 # The presence carrier's share of that budget (grey levels^2): its lattice
 # offsets are uniform in +-LATTICE_STEP / 2, ~2.5 on a typical frame; a frame
 # that would need more gets all its offsets scaled down (the lattice points
