@@ -36,7 +36,7 @@ PRESENCE_SEED = 0x7A1C0002  # public dither; changing it breaks compatibility
 # means of the smooth grid undo that.
 SMOOTH_SIDE = PRESENCE_GRID * 8
 SMOOTH_SIGMA = 1.5  # samples of the smooth grid (~6 px at 512 px)
-CORRECTION_STEPS = 2
+CORRECTION_STEPS = 4
 # Flat cells (no texture to hide a smooth blotch) are moved only part of the
 # way to their lattice point: the cell's share is FLAT_SHARE plus its mean
 # texture gain (mask.texture_gain, 0..1) times TEXTURE_SHARE, at most 1.  A
