@@ -88,17 +88,38 @@ def presence_field(gray: np.ndarray, gain: np.ndarray) -> np.ndarray:
     v = _cell_means_u8(gray)
     share = np.minimum(FLAT_SHARE + TEXTURE_SHARE * cell_means(gain), 1.0)
     offset = share * (np.round((v - DITHER) / LATTICE_STEP) * LATTICE_STEP + DITHER - v)
-    coeff = offset
+    # einsum, not @: a BLAS call would wake its worker threads, whose spinning
+    # costs more CPU than the 65k multiply-adds.
+    coeff = np.einsum("ij,j->i", CORRECTION, offset.ravel()).reshape(offset.shape)
     smooth = _smooth(coeff)
-    for _ in range(CORRECTION_STEPS):
-        coeff = coeff + (offset - cell_means(smooth))
-        smooth = _smooth(coeff)
     return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _smooth(coeff: np.ndarray) -> np.ndarray:
     up = cv2.resize(coeff, (SMOOTH_SIDE, SMOOTH_SIDE), interpolation=cv2.INTER_LINEAR)
     return cv2.GaussianBlur(up, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+
+def _correction() -> np.ndarray:
+    """The CORRECTION_STEPS fixed-point steps c <- c + (offset - K c) as one
+    matrix, sum_{j <= steps} (I - K)^j, with K the (linear) map from cell
+    offsets to the cell means of the smooth field (built once, impulse by
+    impulse): the same field for a fraction of the per-frame cost."""
+    n = PRESENCE_GRID * PRESENCE_GRID
+    k = np.empty((n, n))
+    for i in range(n):
+        e = np.zeros(n, np.float32)
+        e[i] = 1.0
+        k[:, i] = cell_means(_smooth(e.reshape(PRESENCE_GRID, PRESENCE_GRID))).ravel()
+    step = np.eye(n) - k
+    total, power = np.eye(n), np.eye(n)
+    for _ in range(CORRECTION_STEPS):
+        power = power @ step
+        total += power
+    return total.astype(np.float32)
+
+
+CORRECTION = _correction()
 
 
 def phasors(gray: np.ndarray) -> np.ndarray:
