@@ -13,7 +13,7 @@ from talkface.marking.watermark.coding import coded_symbols
 from talkface.marking.watermark.key import TILE, period_for, tile
 from talkface.marking.watermark.mask import DEFAULT_STRENGTH, FLAT_RMS, expected_amplitude, texture_gain
 from talkface.marking.watermark.payload import Payload
-from talkface.marking.watermark.presence import presence_field
+from talkface.marking.watermark.presence import LatticeState, presence_field
 
 PSNR_FLOOR_DB = 40.2  # per-frame cap on the mean squared change of both carriers (spec: >= 40 dB; 40.05 gave 39.97 on a render)
 # The presence carrier's share of that budget (grey levels^2): its lattice
@@ -45,7 +45,10 @@ def tiled_pattern(base: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 class Watermarker:
-    """Adds the payload's pattern to RGB uint8 frames of any size."""
+    """Adds the payload's pattern to RGB uint8 frames of any size.  One
+    instance per output stream, fed its frames in order: the presence
+    carrier's lattice choice carries from frame to frame (presence.py), so
+    the same frames in the same order give the same bytes."""
 
     def __init__(self, payload: Payload, strength: float = DEFAULT_STRENGTH):
         if not 0 < strength <= MAX_STRENGTH:
@@ -58,6 +61,7 @@ class Watermarker:
         # rounding noise of the uint8 output.
         self._mse_cap = 255.0**2 / 10 ** (PSNR_FLOOR_DB / 10) - ROUNDING_MSE
         self._mask_q = MASK_MAX / max(self.strength, FLAT_RMS)
+        self._lattice: LatticeState | None = None
 
     def _pattern(self, h: int, w: int) -> np.ndarray:
         """The tiled pattern at this frame size, float32 (cached per size)."""
@@ -88,7 +92,7 @@ class Watermarker:
         h, w = frame.shape[:2]
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         gain = texture_gain(gray)
-        field = presence_field(gray, gain)
+        field, self._lattice = presence_field(gray, gain, self._lattice)
         field_mse = cv2.norm(field, cv2.NORM_L2SQR) / field.size
         if field_mse > PRESENCE_MAX_MSE:
             field *= np.float32(math.sqrt(PRESENCE_MAX_MSE / field_mse))

@@ -22,6 +22,7 @@ offset (H.264's RGB -> YUV -> RGB moves cell means by ~1.3 grey levels).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -41,19 +42,47 @@ CORRECTION_STEPS = 4
 # way to their lattice point: the cell's share is FLAT_SHARE plus its mean
 # texture gain (mask.texture_gain, 0..1) times TEXTURE_SHARE, at most 1.  A
 # cell moved a fraction b of the way still adds sinc(1 - b) to the statistic
-# on average (b = 0.3: 0.37 of a full cell).
-FLAT_SHARE = 0.3
+# on average (b = 0.3: 0.37 of a full cell; b = 0.45: 0.58).  0.45 since the
+# offsets are rate-limited (below): moving cells, left off their lattice
+# points for a while, then carry less, and the flat (still) cells make it up.
+FLAT_SHARE = 0.45
 TEXTURE_SHARE = 2.0
 # Threshold on r = |Z| / sqrt(N / 2) (Rayleigh tail exp(-r^2 / 2) for the one
 # hypothesis, the canvas of the whole frame): exp(-5.5^2 / 2) = 2.7e-7 per
 # check, the order of the tile carrier's own bounds (detection.py).  At 256 px
 # + CRF 35 with a 10 s key-frame interval, 2 s excerpts without a key frame
-# reach r 6.2-7 on the weakest renders (lattice step 6, flat share 0.3).
+# reach r >= 5.8 on six renders (23 excerpts; lattice step 6, flat share
+# 0.45, the temporal consistency below).
 # There is no search over crops: a cell mean taken 1 px (1/32 cell) off its
 # place mixes in a neighbour's content, and the clean statistic falls from
 # 19.7 to 7.8 (4 px: 4.4), so a crop search would need sub-pixel steps over
 # ~10^7 hypotheses.  Crops are left to the tile carrier (detection.py).
 R_THRESHOLD = 5.5
+# Temporal consistency.  Chosen afresh each frame, a cell mean that crosses
+# a lattice decision boundary (any moving cell, or noise at the boundary)
+# flips its offset by a whole step x share: 32 px blobs jumping +-3-6 grey
+# levels from one frame to the next, a shimmer on smooth skin.  So a cell
+# keeps the previous frame's lattice point while its mean stays within
+# HYSTERESIS steps of it, and a cell's offset changes by at most
+# RAMP_PER_FRAME grey levels per frame: a flip ramps over a few frames, and
+# where the content itself moves faster the cell is left off its lattice
+# point for a while (the still cells, most of a talking-head frame, carry
+# the statistic meanwhile).  Letting the offset also follow the content's
+# own change of a moving cell kept more cells on their points but brought
+# back field changes of 9 grey levels per frame: the correction spreads
+# every cell's change over its neighbours, into still areas.
+HYSTERESIS = 0.75  # lattice steps (0.5: none)
+RAMP_PER_FRAME = 0.75  # grey levels per frame
+
+
+@dataclass(frozen=True)
+class LatticeState:
+    """One output stream's presence carrier after a frame (PRESENCE_GRID^2,
+    grey levels): the lattice point each cell is held to and the offset it
+    was given."""
+
+    point: np.ndarray
+    offset: np.ndarray
 
 
 def _dither() -> np.ndarray:
@@ -80,19 +109,34 @@ def _cell_means_u8(gray: np.ndarray) -> np.ndarray:
     return cell_means(fine)
 
 
-def presence_field(gray: np.ndarray, gain: np.ndarray) -> np.ndarray:
+def next_lattice(v: np.ndarray, share: np.ndarray, previous: LatticeState | None) -> LatticeState:
+    """The lattice points and offsets of cell means ``v`` (each cell moved a
+    ``share`` of the way) given the stream's previous frame (None: the first
+    frame, every cell to its nearest point)."""
+    nearest = np.round((v - DITHER) / LATTICE_STEP) * LATTICE_STEP + DITHER
+    if previous is None:
+        return LatticeState(nearest, share * (nearest - v))
+    point = np.where(np.abs(v - previous.point) <= HYSTERESIS * LATTICE_STEP, previous.point, nearest)
+    change = np.clip(share * (point - v) - previous.offset, -RAMP_PER_FRAME, RAMP_PER_FRAME)
+    return LatticeState(point, previous.offset + change)
+
+
+def presence_field(gray: np.ndarray, gain: np.ndarray,
+                   previous: LatticeState | None = None) -> tuple[np.ndarray, LatticeState]:
     """The smooth luminance change (float32, frame size) that moves every
     cell mean of ``gray`` onto its lattice point (flat cells part of the
-    way); ``gain`` is the texture gain map of the frame (any grid)."""
+    way), and the lattice state to pass with the stream's next frame;
+    ``gain`` is the texture gain map of the frame (any grid)."""
     h, w = gray.shape
     v = _cell_means_u8(gray)
     share = np.minimum(FLAT_SHARE + TEXTURE_SHARE * cell_means(gain), 1.0)
-    offset = share * (np.round((v - DITHER) / LATTICE_STEP) * LATTICE_STEP + DITHER - v)
+    state = next_lattice(v, share, previous)
+    offset = state.offset
     # einsum, not @: a BLAS call would wake its worker threads, whose spinning
     # costs more CPU than the 65k multiply-adds.
     coeff = np.einsum("ij,j->i", CORRECTION, offset.ravel()).reshape(offset.shape)
     smooth = _smooth(coeff)
-    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR), state
 
 
 def _smooth(coeff: np.ndarray) -> np.ndarray:
