@@ -215,17 +215,26 @@ class Animator:
     def frame_of(self, motion: MotionFrame, index: int, t: float) -> Frame:
         """The finished frame for a motion, from any motion source (speech here, a driving video
         in `follow`): rendered, pasted into the whole picture with framing "full", and marked
-        last (watermark, then label), so the marks are never resampled."""
+        last (watermark, then label), so the marks are never resampled. Frames must be
+        finished in frame order: the watermark carries state from frame to frame."""
+        return self.marked(self.picture_of(motion), motion, index, t)
+
+    def picture_of(self, motion: MotionFrame) -> np.ndarray:
+        """The unmarked picture for a motion: a pure function of it, so any thread may make it."""
         t1 = time.perf_counter()
         image = self.face.render(motion)
         if self.framer is not None:
             image = self.framer.paste(image)
+        with self._times_lock:
+            self.times.render += time.perf_counter() - t1
+        return image
+
+    def marked(self, image: np.ndarray, motion: MotionFrame, index: int, t: float) -> Frame:
+        """The frame with its marks, in frame order (see `frame_of`)."""
         t2 = time.perf_counter()
         image = self.marks.apply(image)
-        t3 = time.perf_counter()
         with self._times_lock:
-            self.times.render += t2 - t1
-            self.times.watermark += t3 - t2
+            self.times.watermark += time.perf_counter() - t2
             self.times.frames += 1
         return Frame(index=index, time=t, image=image, motion=motion)
 
@@ -367,7 +376,8 @@ def rendered(anim: Animator, frames: Iterable[Frame], workers: int = RENDER_WORK
     """The pictures of frames made without them (`Animator.deferred`), rendered by `workers`
     threads at once and handed on in order. Rendering is a pure function of the motion, so
     these are the very frames rendering one after another makes; numpy and OpenCV release
-    the GIL, so the threads share the cores."""
+    the GIL, so the threads share the cores. The marks are applied here, in frame order
+    (the watermark carries state from frame to frame)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if workers <= 1:
@@ -377,13 +387,18 @@ def rendered(anim: Animator, frames: Iterable[Frame], workers: int = RENDER_WORK
     pending: deque = deque()
     try:
         for f in frames:
-            pending.append(pool.submit(anim.frame_of, f.motion, f.index, f.time))
+            pending.append((f, None if f.image is not None else pool.submit(anim.picture_of, f.motion)))
             if len(pending) > 2 * workers:   # enough queued to keep every worker busy
-                yield pending.popleft().result()
+                yield _finished(anim, *pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _finished(anim, *pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _finished(anim: Animator, frame: Frame, picture) -> Frame:
+    """A frame from `rendered`'s queue: passed through if it came finished, else marked now."""
+    return frame if picture is None else anim.marked(picture.result(), frame.motion, frame.index, frame.time)
 
 
 def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOptions = GenerateOptions(),

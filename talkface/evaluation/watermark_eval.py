@@ -38,9 +38,11 @@ from talkface.marking.watermark.detection import (
     analysis_factor,
     frame_weight,
     gaussian_tail,
+    gray_of,
     residual,
 )
 from talkface.marking.watermark.payload import CRC_BITS, TAG_BITS
+from talkface.marking.watermark.presence import R_THRESHOLD, phasors, presence_statistic
 from talkface.marking.watermark.reading import iter_video_keyed, read_image
 
 FPS = 25
@@ -201,6 +203,7 @@ def outcome(d: wmk.Detection, expected: wmk.Payload) -> dict:
         "zp": d.payload_z,  # payload test over the searched shifts (0 if the sync path decoded)
         "zx": d.exact_z,  # payload test at shift 0 of the render's period
         "zc": d.scan_z,  # payload test over the scale search (0 unless it ran)
+        "zr": d.presence_z,  # presence carrier (format 2)
     }
 
 
@@ -214,14 +217,20 @@ def excerpt_detections(frames: list[np.ndarray], fps: float, stride_s: float, ex
     """
     n = int(round(EXCERPT_S * fps))
     keys = key_frames if key_frames is not None else [False] * len(frames)
-    res = [residual(f) * np.float32(frame_weight(k)) for f, k in zip(frames, keys)]
+    weights = np.array([frame_weight(k) for k in keys])
+    grays = [gray_of(f) for f in frames]
+    res = [residual(g) * np.float32(w) for g, w in zip(grays, weights)]
     factor = analysis_factor(*frames[0].shape[:2])
     csum = np.cumsum(np.stack(res), axis=0, dtype=np.float64)
+    psum = np.cumsum(np.stack([w * phasors(g) for g, w in zip(grays, weights)]), axis=0)
+    wsum = np.cumsum(weights)
     out = []
     step = max(1, int(round(stride_s * fps)))
     for a in range(0, len(frames) - n + 1, step):
         acc = csum[a + n - 1] - (csum[a - 1] if a > 0 else 0.0)
-        d = analyse(acc.astype(np.float32), n, factor)
+        pz = psum[a + n - 1] - (psum[a - 1] if a > 0 else 0.0)
+        pw = wsum[a + n - 1] - (wsum[a - 1] if a > 0 else 0.0)
+        d = analyse(acc.astype(np.float32), n, factor, presence_statistic(pz, float(pw)))
         out.append({"start": a / fps, **outcome(d, expected)})
     return out
 
@@ -410,23 +419,26 @@ def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[s
         with av.open(str(p)) as c:
             fps = float(c.streams.video[0].average_rate or FPS)
         n, step = int(round(EXCERPT_S * fps)), max(1, int(round(stride_s * fps)))
-        window: list[np.ndarray] = []
+        window: list[tuple[np.ndarray, np.ndarray, float]] = []
         out = []
         for i, (frame, key_frame) in enumerate(iter_video_keyed(p, float("inf"))):
-            window.append(residual(frame) * np.float32(frame_weight(key_frame)))
+            gray, w = gray_of(frame), frame_weight(key_frame)
+            window.append((residual(gray) * np.float32(w), w * phasors(gray), w))
             window = window[-n:]
             if len(window) == n and (i + 1 - n) % step == 0:
-                d = analyse(np.sum(window, axis=0, dtype=np.float32), n, analysis_factor(*frame.shape[:2]))
+                zr = presence_statistic(np.sum([e[1] for e in window], axis=0), sum(e[2] for e in window))
+                d = analyse(np.sum([e[0] for e in window], axis=0, dtype=np.float32), n, analysis_factor(*frame.shape[:2]), zr)
                 out.append(outcome(d, none))
         found += sum(e["found"] for e in out)
-        z_all += [(e["z"], e["zp"], e["zx"], e["zc"]) for e in out]
+        z_all += [(e["z"], e["zp"], e["zx"], e["zc"], e["zr"]) for e in out]
         per_file[p.name] = {"excerpts": len(out), "found": sum(e["found"] for e in out),
                             "max_z": max((e["z"] for e in out), default=0.0),
                             "max_payload_z": max((e["zp"] for e in out), default=0.0),
                             "max_exact_z": max((e["zx"] for e in out), default=0.0),
-                            "max_scan_z": max((e["zc"] for e in out), default=0.0)}
+                            "max_scan_z": max((e["zc"] for e in out), default=0.0),
+                            "max_presence_z": max((e["zr"] for e in out), default=0.0)}
         log(f"  fp {p.name}: {per_file[p.name]}")
-    z = np.array(z_all) if z_all else np.zeros((1, 4))
+    z = np.array(z_all) if z_all else np.zeros((1, 5))
     checks = len(z_all)
     bound = {
         # a sync peak above threshold must also decode with tag and CRC (2^-24)
@@ -434,10 +446,12 @@ def sliding_false_positives(paths: list[Path], stride_s: float, log: Callable[[s
         "payload": N_DECODE_TESTS * gaussian_tail(wmk.Z_DECODE_THRESHOLD),
         "exact": N_EXACT_TESTS * gaussian_tail(wmk.Z_EXACT_THRESHOLD),
         "scale search": N_SCAN_TESTS * gaussian_tail(Z_SCAN_THRESHOLD),
+        "presence": float(np.exp(-0.5 * R_THRESHOLD**2)),
     }
     return {"files": len(paths), "excerpts": checks, "found": found,
             "max_z": float(z[:, 0].max()), "max_payload_z": float(z[:, 1].max()), "max_exact_z": float(z[:, 2].max()),
-            "max_scan_z": float(z[:, 3].max()),
+            "max_scan_z": float(z[:, 3].max()), "max_presence_z": float(z[:, 4].max()),
+            "presence_z_quantiles": _quantiles(z[:, 4]),
             "bound_per_check": sum(bound.values()), "bound_parts": bound,
             "expected_false_positives_bound": checks * sum(bound.values()), "per_file": per_file}
 
@@ -475,7 +489,7 @@ def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
         log(f"  {name}: done ({time.process_time() - t_start:.0f} s CPU)")
     table = []
     print(f"\n{'chain (2 s excerpts of renders)':34s} {'trials':>6s} {'found':>7s} {'correct':>8s} {'wrong id':>8s} {'min z':>6s} "
-          f"{'med payload z':>13s} {'med shift-0 z':>13s}")
+          f"{'med payload z':>13s} {'med shift-0 z':>13s} {'min presence z':>14s}")
     for chain, res in rows.items():
         n = max(1, len(res))
         row = {"chain": chain, "trials": len(res), "detection_rate": sum(e["found"] for e in res) / n,
@@ -484,17 +498,21 @@ def run_chains(args: argparse.Namespace, log: Callable[[str], None]) -> dict:
                "z_median": float(np.median([e["z"] for e in res])) if res else 0.0,
                "payload_z_median": float(np.median([e["zp"] for e in res])) if res else 0.0,
                "exact_z_median": float(np.median([e["zx"] for e in res])) if res else 0.0,
-               "z_min": float(min((e["z"] for e in res), default=0.0))}
+               "z_min": float(min((e["z"] for e in res), default=0.0)),
+               "presence_z_min": float(min((e["zr"] for e in res), default=0.0)),
+               "presence_z_median": float(np.median([e["zr"] for e in res])) if res else 0.0}
         table.append(row)
         print(f"{chain:34s} {row['trials']:6d} {100 * row['detection_rate']:6.1f}% {100 * row['correct_rate']:7.1f}% "
-              f"{100 * row['wrong_id_rate']:7.1f}% {row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f}")
+              f"{100 * row['wrong_id_rate']:7.1f}% {row['z_min']:6.2f} {row['payload_z_median']:13.2f} {row['exact_z_median']:13.2f} "
+              f"{row['presence_z_min']:14.2f}")
     summary = _render_summary([n for n, _ in clips], psnrs, embed_cpu)
     fp = None
     if not args.no_false_positives:
         paths = _files([d for d in args.real_footage if d.exists()], VIDEO_EXT)
         fp = sliding_false_positives(paths, args.fp_stride, log)
         print(f"false positives: {fp['found']} of {fp['excerpts']} sliding 2 s excerpts of {fp['files']} real clips; "
-              f"max z {fp['max_z']:.2f} / payload z {fp['max_payload_z']:.2f} / shift-0 z {fp['max_exact_z']:.2f}; "
+              f"max z {fp['max_z']:.2f} / payload z {fp['max_payload_z']:.2f} / shift-0 z {fp['max_exact_z']:.2f} / "
+              f"presence z {fp['max_presence_z']:.2f} (threshold {R_THRESHOLD:g}); "
               f"bound {fp['bound_per_check']:.2e} per excerpt, {fp['expected_false_positives_bound']:.2e} over all")
     return {"summary": summary, "chains": table, "false_positives_sliding": fp}
 

@@ -9,7 +9,9 @@ scheme; ``talkface eval watermark`` measures it):
 * coding.py    the convolutional code, Viterbi, the codewords of all user ids
 * key.py       the public key (frequency bins, phases) and the tile
 * mask.py      the texture mask shared by embedder and detector
-* embedding.py ``Watermarker``: tile repeated over the frame, masked, added
+* presence.py  the presence carrier (format 2): cell means on a lattice
+* embedding.py ``Watermarker``: tile repeated over the frame, masked, plus
+               the presence field, added
 * spectrum.py  period estimation for rescaled content
 * lattice.py   coefficients at a period, sync search, shifts, soft bits
 * confirm.py   the maximum-likelihood payload test

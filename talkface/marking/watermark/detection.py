@@ -24,6 +24,7 @@ from talkface.marking.watermark.lattice import (
 )
 from talkface.marking.watermark.mask import expected_amplitude
 from talkface.marking.watermark.payload import FORMAT_VERSION, USER_ID_BITS, Payload
+from talkface.marking.watermark.presence import R_THRESHOLD, phasors, presence_statistic
 from talkface.marking.watermark.spectrum import axis_periods, template_peaks, template_refine, white_power
 
 # Detection threshold.  The statistic z is the sync correlation peak over
@@ -38,8 +39,9 @@ from talkface.marking.watermark.spectrum import axis_periods, template_peaks, te
 # check, and a Gumbel fit of the measured null gives ~9e-5.  Above the
 # threshold the payload is decoded, and "found" further needs the 8-bit tag
 # and the CRC-16 to check (2^-24 for a random decode): ~1e-12 per check.
-# The payload test below adds its own bounds (3.3e-7 and 1.7e-7 per check),
-# so a false "found" is bounded by ~5e-7 per check overall, not 1e-12.
+# The payload test below adds its own bounds (6.6e-7 and 3.4e-7 per check
+# with two format versions), and the presence carrier 1.5e-8, so a false
+# "found" is bounded by ~1.3e-6 per check overall, not 1e-12.
 Z_THRESHOLD = 6.5
 # Smallest period searched (px at analysis scale): the top key frequency,
 # 22 cycles per period, must stay below Nyquist (0.5 cycles/px), so 48 px,
@@ -57,7 +59,7 @@ N_TESTS = 8 * TILE * TILE * 4
 # shifts (sync plus payload energy) of the best and the untouched periods;
 # one hypothesis is a (period, shift, payload) triple, so the Bonferroni
 # count is N_TESTS * 2^16 * versions.  N_DECODE_TESTS * Q(8.5) = 3.3e-7 per
-# check: a false "found" has to stay far rarer than a false sync peak (8.0,
+# check and format version (6.6e-7 with two): a false "found" has to stay far rarer than a false sync peak (8.0,
 # at 2e-5, would find 4 more of 14 cropped CRF 35 excerpts of the smoothest
 # clip).  Measured on the shared real footage (the 1872 checks above):
 # payload z median 5.62, 99th percentile 6.60, maximum 6.93; at shift 0:
@@ -68,7 +70,8 @@ Z_DECODE_THRESHOLD = 8.5
 # A re-encoded render keeps its geometry: period TILE (at the render's size)
 # and shift 0; rescaled as a whole, the period of its new size and the
 # shift of rescale_shift.  That hypothesis gets its own threshold (weighted Bonferroni):
-# 2 periods x 2^16 payloads, N_EXACT_TESTS * Q(7.0) = 1.7e-7 per check.
+# 2 periods x 2^16 payloads x versions, N_EXACT_TESTS * Q(7.0) = 1.7e-7 per
+# check and version.
 N_EXACT_TESTS = 2 * (1 << USER_ID_BITS) * FORMAT_VERSION
 Z_EXACT_THRESHOLD = 7.0
 # Scale search (crop, then rescale to a size of its own: the period is the
@@ -81,13 +84,16 @@ Z_EXACT_THRESHOLD = 7.0
 # ranks the true period nowhere near the top, although the payload test at
 # that period and its best shift gives z 8 to 17.  Bonferroni: every scanned
 # period x 128^2 shifts x 4 sub-pixel positions x 2^16 payloads;
-# N_SCAN_TESTS * Q(8.8) = 2.6e-7 per check.
+# N_SCAN_TESTS * Q(8.8) = 2.6e-7 per check and version.
 SCAN_MAX_RATIO = 1.3
 SCAN_STEP = 0.004  # relative
 SCAN_KEEP = 3
 N_SCAN_PERIODS = int(math.ceil(math.log(SCAN_MAX_RATIO) / SCAN_STEP)) + 1
 N_SCAN_TESTS = N_SCAN_PERIODS * TILE * TILE * 4 * (1 << USER_ID_BITS) * FORMAT_VERSION
 Z_SCAN_THRESHOLD = 8.8
+# Presence carrier and tile at the rendered geometry together (combined_tail):
+# a false "found" by the combination is bounded by this per check.
+COMBINED_MAX_P = 2.7e-7
 # Frames larger than this (shorter side, px) are analysed at an integer
 # downscale: 1080p at half size (4x cheaper; a mark upscaled to 1080p keeps
 # a period > 128 px).
@@ -124,7 +130,9 @@ class Detection:
     Z_THRESHOLD with tag and CRC checking, or else the best of all
     2^16 * FORMAT_VERSION payloads with ``exact_z >= Z_EXACT_THRESHOLD``,
     ``payload_z >= Z_DECODE_THRESHOLD`` or ``scan_z >= Z_SCAN_THRESHOLD``
-    (the bounds hold for the best payload, whichever it is).  ``payload`` is
+    (the bounds hold for the best payload, whichever it is), or the
+    presence carrier's ``presence_z >= presence.R_THRESHOLD`` (its bound:
+    exp(-presence_z^2 / 2)).  ``payload`` is
     that payload when it is readable, i.e. clearly ahead of every other one
     (confirm.MAX_ODDS_AGAINST); a found mark of a heavily degraded file can
     have ``payload`` None.  ``frames_used`` counts the frames summed (those
@@ -139,6 +147,7 @@ class Detection:
     payload_z: float = 0.0  # best payload hypothesis z-score (0 when the sync path decoded)
     exact_z: float = 0.0  # the same at the rendered shift of the untouched-geometry periods
     scan_z: float = 0.0  # the same over the scale search (0 unless it ran)
+    presence_z: float = 0.0  # the presence carrier's statistic (presence.py; format 2)
 
 
 def analysis_factor(h: int, w: int) -> int:
@@ -153,7 +162,7 @@ def residual(frame: np.ndarray) -> np.ndarray:
     so they are removed; what is left is weighted per region by expected
     mark amplitude / local noise power.
     """
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    gray = gray_of(frame)
     h, w = gray.shape
     k = analysis_factor(h, w)
     if k > 1:
@@ -175,14 +184,30 @@ def residual(frame: np.ndarray) -> np.ndarray:
     return cv2.multiply(hp, cv2.resize(wgt, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
+def gray_of(frame: np.ndarray) -> np.ndarray:
+    """Luminance of an RGB frame (a 2-D frame is taken as luminance)."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+
+
 def gaussian_tail(z: float) -> float:
     """Q(z): the upper tail of the standard normal."""
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def _confidence(zs: float, zp: float, zx: float, zc: float) -> float:
+def combined_tail(zr: float, zx: float) -> float:
+    """Fisher's combination of the presence carrier's p-value exp(-zr^2 / 2)
+    and the tile's at the rendered geometry (Bonferroni N_EXACT_TESTS Q(zx)):
+    the two look at disjoint parts of the picture (cell means, high-passed
+    detail), so under no mark they are treated as independent, and
+    P(p1 p2 <= t) = t (1 - ln t).  Why: at 256 px + CRF 35 without a key
+    frame each is often just under its own threshold while both are high."""
+    ln_p = -0.5 * zr * zr + math.log(min(1.0, N_EXACT_TESTS * gaussian_tail(zx)) + 1e-300)
+    return math.exp(ln_p) * (1.0 - ln_p)
+
+
+def _confidence(zs: float, zp: float, zx: float, zc: float, zr: float) -> float:
     p = min(N_TESTS * gaussian_tail(zs), N_DECODE_TESTS * gaussian_tail(zp), N_EXACT_TESTS * gaussian_tail(zx),
-            N_SCAN_TESTS * gaussian_tail(zc))
+            N_SCAN_TESTS * gaussian_tail(zc), math.exp(-0.5 * zr * zr), combined_tail(zr, zx))
     return float(max(0.0, 1.0 - p))
 
 
@@ -283,10 +308,12 @@ class _SyncSearch:
         return True
 
 
-def analyse(acc: np.ndarray, frames: int, factor: int = 1) -> Detection:
+def analyse(acc: np.ndarray, frames: int, factor: int = 1, presence_z: float = 0.0) -> Detection:
     """Find period, shift and payload in an accumulated residual.
 
-    ``factor`` is the analysis downscale of the frames (see analysis_factor).
+    ``factor`` is the analysis downscale of the frames (see analysis_factor);
+    ``presence_z`` is the presence carrier's statistic on the same frames
+    (presence.presence_statistic), which can alone prove a mark present.
     """
     h, w = acc.shape
     # Untouched geometry first: crops and re-encodes keep the period exactly.
@@ -317,11 +344,13 @@ def analyse(acc: np.ndarray, frames: int, factor: int = 1) -> Detection:
         zp, zx, payload = _payload_test(acc, search.period, search.shift, exact)
     if payload is None:
         zc, payload = _scale_search(acc, p_size)
-    present = zx >= Z_EXACT_THRESHOLD or zp >= Z_DECODE_THRESHOLD or zc >= Z_SCAN_THRESHOLD
+    present = (zx >= Z_EXACT_THRESHOLD or zp >= Z_DECODE_THRESHOLD or zc >= Z_SCAN_THRESHOLD
+               or presence_z >= R_THRESHOLD or combined_tail(presence_z, zx) <= COMBINED_MAX_P)
     return Detection(
         found=payload is not None or present,
         payload=payload,
-        confidence=_confidence(search.z, zp, zx, zc),
+        confidence=_confidence(search.z, zp, zx, zc, presence_z),
+        presence_z=float(presence_z),
         scan_z=float(zc),
         frames_used=frames,
         z_score=float(search.z),
@@ -331,12 +360,13 @@ def analyse(acc: np.ndarray, frames: int, factor: int = 1) -> Detection:
 
 
 class Accumulator:
-    """Sums per-frame residuals, one sum per frame size."""
+    """Sums per-frame residuals and presence phasors, one sum per frame size."""
 
     def __init__(self) -> None:
         self.sums: dict[tuple[int, int], np.ndarray] = {}
         self.counts: dict[tuple[int, int], int] = {}
         self.factors: dict[tuple[int, int], int] = {}
+        self.presence: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
 
     def add(self, frame: np.ndarray, weight: float = 1.0) -> None:
         """Add one frame's residual, scaled by ``weight`` (KEY_FRAME_WEIGHT
@@ -344,11 +374,14 @@ class Accumulator:
         frame = np.asarray(frame)
         if frame.dtype != np.uint8:
             raise ValueError("frames must be uint8")
-        r = residual(frame)
+        gray = gray_of(frame)
+        r = residual(gray)
         if weight != 1.0:
             r *= np.float32(weight)
         key = r.shape
         self.factors[key] = analysis_factor(*frame.shape[:2])
+        z, w = self.presence.get(key, (0.0, 0.0))
+        self.presence[key] = (z + weight * phasors(gray), w + weight)
         if key in self.sums:
             self.sums[key] += r
             self.counts[key] += 1
@@ -363,7 +396,7 @@ class Accumulator:
         acc = self.sums[key]
         if min(acc.shape) < MIN_PERIODS_IN_FRAME * PERIOD_MIN + 1:  # too small to hold 1.5 periods
             return Detection(False, None, 0.0, self.counts[key])
-        return analyse(acc, self.counts[key], self.factors[key])
+        return analyse(acc, self.counts[key], self.factors[key], presence_statistic(*self.presence[key]))
 
 
 def frame_weight(key_frame: bool) -> float:

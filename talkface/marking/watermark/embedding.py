@@ -1,5 +1,6 @@
-"""Embedding: the payload's tile, repeated over the frame and scaled per pixel
-by the texture mask, added to luminance in uint8 fixed point."""
+"""Embedding: the payload's tile (format 1), repeated over the frame and scaled
+per pixel by the texture mask, plus the presence carrier (format 2,
+presence.py), added to luminance with one rounding."""
 
 from __future__ import annotations
 
@@ -10,15 +11,21 @@ import numpy as np
 
 from talkface.marking.watermark.coding import coded_symbols
 from talkface.marking.watermark.key import TILE, period_for, tile
-from talkface.marking.watermark.mask import DEFAULT_STRENGTH, FLAT_RMS, expected_amplitude
+from talkface.marking.watermark.mask import DEFAULT_STRENGTH, FLAT_RMS, expected_amplitude, texture_gain
 from talkface.marking.watermark.payload import Payload
+from talkface.marking.watermark.presence import LatticeState, presence_field
 
-PSNR_FLOOR_DB = 40.3  # per-frame cap on the mean squared change (spec: >= 40 dB)
+PSNR_FLOOR_DB = 40.2  # per-frame cap on the mean squared change of both carriers (spec: >= 40 dB; 40.05 gave 39.97 on a render)
+# The presence carrier's share of that budget (grey levels^2): its lattice
+# offsets are uniform in +-LATTICE_STEP / 2, ~2.5 on a typical frame; a frame
+# that would need more gets all its offsets scaled down (the lattice points
+# are then approached, not reached).  The tile gets what is left (~3.9, the
+# tile alone was capped at 6.0 before format 2).
+PRESENCE_MAX_MSE = 3.0
 MAX_STRENGTH = 40.0  # grey levels RMS
 ROUNDING_MSE = 1.0 / 12  # mean squared error of rounding to uint8 (grey levels^2)
-# Fixed-point scales of the embedding (see Watermarker.embed).
-PATTERN_Q = 64.0  # pattern |value| <= 2.5 -> <= 160 in uint8
 MASK_MAX = 250.0  # full-scale uint8 value of the amplitude map
+DELTA_ZERO = 128.0  # uint8 code of a zero change in the rounded delta
 
 
 def tiled_pattern(base: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -38,7 +45,10 @@ def tiled_pattern(base: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 class Watermarker:
-    """Adds the payload's pattern to RGB uint8 frames of any size."""
+    """Adds the payload's pattern to RGB uint8 frames of any size.  One
+    instance per output stream, fed its frames in order: the presence
+    carrier's lattice choice carries from frame to frame (presence.py), so
+    the same frames in the same order give the same bytes."""
 
     def __init__(self, payload: Payload, strength: float = DEFAULT_STRENGTH):
         if not 0 < strength <= MAX_STRENGTH:
@@ -46,32 +56,32 @@ class Watermarker:
         self.payload = payload
         self.strength = float(strength)
         self._tile = tile(coded_symbols(payload))
-        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
         # Allowed mean squared change per frame (PSNR floor), minus the
         # rounding noise of the uint8 output.
         self._mse_cap = 255.0**2 / 10 ** (PSNR_FLOOR_DB / 10) - ROUNDING_MSE
         self._mask_q = MASK_MAX / max(self.strength, FLAT_RMS)
+        self._lattice: LatticeState | None = None
 
-    def _pattern(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positive and negative parts of the tiled pattern, uint8 fixed point."""
+    def _pattern(self, h: int, w: int) -> np.ndarray:
+        """The tiled pattern at this frame size, float32 (cached per size)."""
         pat = self._cache.get((h, w))
         if pat is None:
-            q = np.clip(np.rint(tiled_pattern(self._tile, h, w) * PATTERN_Q), -255, 255)
-            pat = (np.maximum(q, 0).astype(np.uint8), np.maximum(-q, 0).astype(np.uint8))
+            pat = np.ascontiguousarray(tiled_pattern(self._tile, h, w), dtype=np.float32)
             self._cache[(h, w)] = pat
         return pat
 
-    def _mask(self, frame: np.ndarray) -> np.ndarray:
-        """Per-pixel RMS amplitude of the mark, full size, uint8 fixed point
-        (grey levels * self._mask_q)."""
-        h, w = frame.shape[:2]
-        m = expected_amplitude(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), self.strength)
+    def _mask(self, gray: np.ndarray, gain: np.ndarray, mse_cap: float) -> np.ndarray:
+        """Per-pixel RMS amplitude of the tile, full size, uint8 fixed point
+        (grey levels * self._mask_q), its mean square capped at ``mse_cap``."""
+        h, w = gray.shape
+        m = expected_amplitude(gray, self.strength, gain)
         # Cap the mean squared change (the pattern has unit RMS and is
         # independent of the mask, so MSE ~ mean(amplitude^2)).
         mse = float(np.mean(m * m))
         scale = self._mask_q
-        if mse > self._mse_cap:
-            scale *= math.sqrt(self._mse_cap / mse)
+        if mse > mse_cap:
+            scale *= math.sqrt(max(mse_cap, 0.0) / mse)
         mq = cv2.convertScaleAbs(m, alpha=scale)
         return cv2.resize(mq, (w, h), interpolation=cv2.INTER_LINEAR)
 
@@ -80,17 +90,23 @@ class Watermarker:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError("expected an HxWx3 uint8 RGB frame")
         h, w = frame.shape[:2]
-        pos, neg = self._pattern(h, w)
-        mq = self._mask(frame)
-        # All in uint8 fixed point: amplitude * |pattern| with one rounding,
-        # positive and negative parts as saturating add/subtract.  This moves
-        # a quarter of the bytes of a float32 route, which is what the 2 ms
-        # budget is about on a small CPU.
-        k = 1.0 / (self._mask_q * PATTERN_Q)
-        up = cv2.multiply(mq, pos, scale=k)
-        down = cv2.multiply(mq, neg, scale=k)
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        gain = texture_gain(gray)
+        field, self._lattice = presence_field(gray, gain, self._lattice)
+        field_mse = cv2.norm(field, cv2.NORM_L2SQR) / field.size
+        if field_mse > PRESENCE_MAX_MSE:
+            field *= np.float32(math.sqrt(PRESENCE_MAX_MSE / field_mse))
+            field_mse = PRESENCE_MAX_MSE
+        mq = self._mask(gray, gain, self._mse_cap - field_mse)
+        # amplitude * pattern + presence field, rounded once (rounding the
+        # smooth field alone would leave 1-level contour steps on flat areas).
+        delta = cv2.multiply(mq, self._pattern(h, w), scale=1.0 / self._mask_q, dtype=cv2.CV_32F)
+        delta = cv2.add(delta, field)
         # Same change on R, G and B = a luminance-only change: chroma is
         # subsampled and quantised harder by codecs, and luminance noise is
         # less visible than coloured noise.
-        out = cv2.add(frame, cv2.cvtColor(up, cv2.COLOR_GRAY2RGB))
-        return cv2.subtract(out, cv2.cvtColor(down, cv2.COLOR_GRAY2RGB))
+        # Rounded once into uint8 around 128 (|delta| stays far below 127),
+        # then added to R, G and B with the offset removed (saturating): the
+        # cheapest route measured for the 2 ms budget.
+        d8 = cv2.add(delta, DELTA_ZERO, dtype=cv2.CV_8U)
+        return cv2.addWeighted(frame, 1.0, cv2.cvtColor(d8, cv2.COLOR_GRAY2RGB), 1.0, -DELTA_ZERO)

@@ -44,6 +44,7 @@ def texture_gain(gray: np.ndarray) -> np.ndarray:
     return np.minimum(cv2.blur(g, (3, 3)), 1.0)
 
 
-def expected_amplitude(gray: np.ndarray, strength: float = DEFAULT_STRENGTH) -> np.ndarray:
-    """RMS grey levels of the mark the embedder puts at each grid cell."""
-    return cv2.max(texture_gain(gray) * np.float32(strength), FLAT_RMS)
+def expected_amplitude(gray: np.ndarray, strength: float = DEFAULT_STRENGTH, gain: np.ndarray | None = None) -> np.ndarray:
+    """RMS grey levels of the mark the embedder puts at each grid cell
+    (``gain``: texture_gain(gray), when already computed)."""
+    return cv2.max((texture_gain(gray) if gain is None else gain) * np.float32(strength), FLAT_RMS)

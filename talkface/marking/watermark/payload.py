@@ -8,7 +8,10 @@ import numpy as np
 
 from talkface.errors import InputError
 
-FORMAT_VERSION = 1
+# 1: the tile carrier alone; 2: the tile plus the presence carrier
+# (presence.py).  Detection tests every version up to this one, so files of
+# format 1 still verify.
+FORMAT_VERSION = 2
 TAG = 0x54  # 'T' for talkface: 8 bits that a random decode must also hit
 TAG_BITS = 8
 VERSION_BITS = 8
