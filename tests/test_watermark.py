@@ -396,10 +396,10 @@ def iter_keyed(path: Path) -> list[tuple[np.ndarray, bool]]:
 
 
 def test_a_format_1_file_still_verifies() -> None:
-    # tests/data/watermark_format1.mp4: 8 synthetic frames marked by the
+    # tests/golden/watermark_format1.mp4: 8 synthetic frames marked by the
     # format-1 embedder (tile carrier only, version 1, user id 0x0F1F; made
     # with talkface before format 2), H.264 CRF 28.
-    d = verify_file(Path(__file__).parent / "data" / "watermark_format1.mp4")
+    d = verify_file(Path(__file__).parent / "golden" / "watermark_format1.mp4")
     assert d.found and d.payload == Payload(1, 0x0F1F), d
     assert d.presence_z < 4.0  # it has no presence carrier
 
