@@ -231,10 +231,23 @@ class Animator:
 
     def marked(self, image: np.ndarray, motion: MotionFrame, index: int, t: float) -> Frame:
         """The frame with its marks, in frame order (see `frame_of`)."""
-        t2 = time.perf_counter()
-        image = self.marks.apply(image)
+        inputs = self.mark_inputs(image)
+        return self.finished(inputs, self.marks.advance(inputs), motion, index, t)
+
+    # `marked` in three steps for `rendered`: mark_inputs and finished in any thread,
+    # self.marks.advance (a few hundred numbers) in frame order
+    def mark_inputs(self, image: np.ndarray):
+        t0 = time.perf_counter()
+        inputs = self.marks.inputs(image)
         with self._times_lock:
-            self.times.watermark += time.perf_counter() - t2
+            self.times.watermark += time.perf_counter() - t0
+        return inputs
+
+    def finished(self, inputs, state, motion: MotionFrame, index: int, t: float) -> Frame:
+        t0 = time.perf_counter()
+        image = self.marks.finish(inputs, state)
+        with self._times_lock:
+            self.times.watermark += time.perf_counter() - t0
             self.times.frames += 1
         return Frame(index=index, time=t, image=image, motion=motion)
 
@@ -384,21 +397,39 @@ def rendered(anim: Animator, frames: Iterable[Frame], workers: int = RENDER_WORK
         yield from (f if f.image is not None else anim.frame_of(f.motion, f.index, f.time) for f in frames)
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="talkface-render")
-    pending: deque = deque()
+    made: deque = deque()     # finished frames, or futures of (frame, mark inputs), in frame order
+    marking: deque = deque()  # finished frames, or futures of marked frames, in frame order
+    depth = 2 * workers       # enough queued to keep every worker busy
     try:
         for f in frames:
-            pending.append((f, None if f.image is not None else pool.submit(anim.picture_of, f.motion)))
-            if len(pending) > 2 * workers:   # enough queued to keep every worker busy
-                yield _finished(anim, *pending.popleft())
-        while pending:
-            yield _finished(anim, *pending.popleft())
+            made.append(f if f.image is not None else pool.submit(_picture_and_inputs, anim, f))
+            if len(made) > depth:
+                marking.append(_advance(anim, pool, made.popleft()))
+            if len(marking) > depth:
+                yield _result(marking.popleft())
+        while made:
+            marking.append(_advance(anim, pool, made.popleft()))
+        while marking:
+            yield _result(marking.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _finished(anim: Animator, frame: Frame, picture) -> Frame:
-    """A frame from `rendered`'s queue: passed through if it came finished, else marked now."""
-    return frame if picture is None else anim.marked(picture.result(), frame.motion, frame.index, frame.time)
+def _picture_and_inputs(anim: Animator, frame: Frame):
+    return frame, anim.mark_inputs(anim.picture_of(frame.motion))
+
+
+def _advance(anim: Animator, pool, item):
+    """The watermark's state for the next frame, taken here in frame order; the marking itself
+    goes back to the pool."""
+    if isinstance(item, Frame):
+        return item
+    frame, inputs = item.result()
+    return pool.submit(anim.finished, inputs, anim.marks.advance(inputs), frame.motion, frame.index, frame.time)
+
+
+def _result(item) -> Frame:
+    return item if isinstance(item, Frame) else item.result()
 
 
 def generate(portrait: Portrait | FaceModel, audio: Audio, options: GenerateOptions = GenerateOptions(),

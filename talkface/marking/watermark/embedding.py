@@ -5,6 +5,7 @@ presence.py), added to luminance with one rounding."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ from talkface.marking.watermark.coding import coded_symbols
 from talkface.marking.watermark.key import TILE, period_for, tile
 from talkface.marking.watermark.mask import DEFAULT_STRENGTH, FLAT_RMS, expected_amplitude, texture_gain
 from talkface.marking.watermark.payload import Payload
-from talkface.marking.watermark.presence import LatticeState, presence_field
+from talkface.marking.watermark.presence import LatticeState, cell_inputs, next_lattice, offset_field
 
 PSNR_FLOOR_DB = 40.2  # per-frame cap on the mean squared change of both carriers (spec: >= 40 dB; 40.05 gave 39.97 on a render)
 # The presence carrier's share of that budget (grey levels^2): its lattice
@@ -42,6 +43,17 @@ def tiled_pattern(base: np.ndarray, h: int, w: int) -> np.ndarray:
     s = period / TILE
     m = np.float32([[s, 0, 0], [0, s, 0]])
     return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP)
+
+
+@dataclass(frozen=True)
+class MarkInputs:
+    """A frame and what marking it needs that does not depend on the stream's earlier frames."""
+
+    frame: np.ndarray       # HxWx3 uint8 RGB
+    gray: np.ndarray        # its luminance, uint8
+    gain: np.ndarray        # texture gain map (mask.texture_gain)
+    cell_means: np.ndarray  # presence canvas cell means, grey levels
+    cell_share: np.ndarray  # share of the way each cell is moved
 
 
 class Watermarker:
@@ -86,13 +98,30 @@ class Watermarker:
         return cv2.resize(mq, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def embed(self, frame: np.ndarray) -> np.ndarray:
-        """Return a marked copy of an HxWx3 uint8 RGB frame."""
+        """Return a marked copy of an HxWx3 uint8 RGB frame (the stream's next frame)."""
+        inputs = self.inputs(frame)
+        return self.marked(inputs, self.advance(inputs))
+
+    # embed in three steps, so that a pipeline can do the heavy two in any thread and only
+    # `advance` (16 x 16 numbers) in frame order
+    def inputs(self, frame: np.ndarray) -> MarkInputs:
+        """What marking ``frame`` needs that does not depend on earlier frames (any thread)."""
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError("expected an HxWx3 uint8 RGB frame")
-        h, w = frame.shape[:2]
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         gain = texture_gain(gray)
-        field, self._lattice = presence_field(gray, gain, self._lattice)
+        return MarkInputs(frame, gray, gain, *cell_inputs(gray, gain))
+
+    def advance(self, inputs: MarkInputs) -> LatticeState:
+        """The presence carrier's state for this frame: call in frame order, once per frame."""
+        self._lattice = next_lattice(inputs.cell_means, inputs.cell_share, self._lattice)
+        return self._lattice
+
+    def marked(self, inputs: MarkInputs, state: LatticeState) -> np.ndarray:
+        """The marked copy of ``inputs.frame`` at carrier state ``state`` (any thread)."""
+        frame, gray, gain = inputs.frame, inputs.gray, inputs.gain
+        h, w = frame.shape[:2]
+        field = offset_field(state.offset, h, w)
         field_mse = cv2.norm(field, cv2.NORM_L2SQR) / field.size
         if field_mse > PRESENCE_MAX_MSE:
             field *= np.float32(math.sqrt(PRESENCE_MAX_MSE / field_mse))

@@ -121,22 +121,32 @@ def next_lattice(v: np.ndarray, share: np.ndarray, previous: LatticeState | None
     return LatticeState(point, previous.offset + change)
 
 
+def cell_inputs(gray: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's cell means and the share of the way each cell is moved
+    (``gain``: its texture gain map, any grid): what `next_lattice` needs, and
+    independent of the stream's earlier frames, so any thread may compute it."""
+    v = _cell_means_u8(gray)
+    share = np.minimum(FLAT_SHARE + TEXTURE_SHARE * cell_means(gain), 1.0)
+    return v, share
+
+
+def offset_field(offset: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The smooth luminance change (float32, h x w) that moves the cell means
+    by ``offset``."""
+    # einsum, not @: a BLAS call would wake its worker threads, whose spinning
+    # costs more CPU than the 65k multiply-adds.
+    coeff = np.einsum("ij,j->i", CORRECTION, offset.ravel()).reshape(offset.shape)
+    return cv2.resize(_smooth(coeff), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def presence_field(gray: np.ndarray, gain: np.ndarray,
                    previous: LatticeState | None = None) -> tuple[np.ndarray, LatticeState]:
     """The smooth luminance change (float32, frame size) that moves every
     cell mean of ``gray`` onto its lattice point (flat cells part of the
     way), and the lattice state to pass with the stream's next frame;
     ``gain`` is the texture gain map of the frame (any grid)."""
-    h, w = gray.shape
-    v = _cell_means_u8(gray)
-    share = np.minimum(FLAT_SHARE + TEXTURE_SHARE * cell_means(gain), 1.0)
-    state = next_lattice(v, share, previous)
-    offset = state.offset
-    # einsum, not @: a BLAS call would wake its worker threads, whose spinning
-    # costs more CPU than the 65k multiply-adds.
-    coeff = np.einsum("ij,j->i", CORRECTION, offset.ravel()).reshape(offset.shape)
-    smooth = _smooth(coeff)
-    return cv2.resize(smooth, (w, h), interpolation=cv2.INTER_LINEAR), state
+    state = next_lattice(*cell_inputs(gray, gain), previous)
+    return offset_field(state.offset, *gray.shape), state
 
 
 def _smooth(coeff: np.ndarray) -> np.ndarray:
